@@ -1,0 +1,50 @@
+"""Starting a server for a benchmark and waiting until it answers."""
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+READY_SECONDS = 120
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(url: str, poll_seconds: float = 0.5) -> None:
+    """Poll ``url``/readyz until it answers 200, for at most READY_SECONDS."""
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(poll_seconds)
+    raise TimeoutError(f"{url} not ready within {READY_SECONDS} s")
+
+
+@contextmanager
+def served(command: list[str], cwd: Path, env: dict[str, str]) -> Iterator[None]:
+    """Run a server process for the ``with`` block; stop it and its children afterwards."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)

@@ -1,0 +1,133 @@
+"""Time to first prediction and the daily costs of a generated project.
+
+Measures, over RUNS fresh renders with the defaults (warm uv cache):
+1. time to first prediction, by step: render, environment sync, pipeline, service
+   ready, first answer;
+2. render time of this template against copier rendering a one-file template (the
+   floor), as a ratio measured in the same run;
+3. a cold `make pipeline` and an unchanged re-run;
+4. the generated test suite's wall time.
+Writes benchmarks/results/startup.json and prints a markdown table.
+
+Run with `make bench-startup`.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+from servers import free_port, served, wait_ready
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "startup.json"
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+PYTHON_VERSION = os.environ.get("BENCH_PYTHON", "3.12")
+COPIER = [sys.executable, "-m", "copier"]
+TARGETS = {
+    "first_prediction_s": 45.0,
+    "render_ratio": 3.0,
+    "pipeline_cold_s": 30.0,
+    "pipeline_unchanged_s": 3.0,
+    "test_suite_s": 60.0,
+}
+
+
+def timed(command: list[str], cwd: Path, env: dict | None = None) -> float:
+    """Wall time of a command that must succeed."""
+    started = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def render(destination: Path, template: Path, *extra: str) -> float:
+    command = [*COPIER, "copy", "--quiet", "--defaults", "--trust", "--vcs-ref", "HEAD", *extra]
+    return timed([*command, str(template), str(destination)], destination.parent)
+
+
+def first_prediction(scratch: Path, uv: str) -> dict:
+    """Render, sync, pipeline, serve and ask: each step's seconds."""
+    project = scratch / "project"
+    steps = {"render": render(project, ROOT, "--data", f"python_version={PYTHON_VERSION}")}
+    make = ["make", "--no-print-directory", f"UV={uv}"]
+    steps["environment"] = timed([*make, "setup"], project)
+    steps["pipeline"] = timed([*make, "pipeline"], project)
+    package = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true"}
+    bentoml = str(project / ".venv" / "bin" / "bentoml")
+    command = [bentoml, "serve", f"{package}.serve:ModelService", "--port", str(port)]
+    started = time.perf_counter()
+    with served([*command, "--host", "127.0.0.1"], project, env):
+        wait_ready(url, poll_seconds=0.1)
+        steps["service_ready"] = time.perf_counter() - started
+        body = (project / "models" / "champion" / "example_request.json").read_bytes()
+        request = urllib.request.Request(
+            f"{url}/predict", data=body, headers={"content-type": "application/json"}
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert "prediction" in json.loads(answer.read())
+        steps["first_answer"] = time.perf_counter() - started
+    steps["unchanged_pipeline"] = timed([*make, "pipeline"], project)
+    steps["test_suite"] = timed([*make, "test"], project)
+    return steps
+
+
+def render_floor(scratch: Path) -> float:
+    """Copier rendering a one-file template: the fixed cost of copier itself."""
+    template = scratch / "one-file"
+    template.mkdir()
+    (template / "copier.yml").write_text("name:\n  type: str\n  default: demo\n")
+    (template / "README.md.jinja").write_text("# {{ name }}\n")
+    subprocess.run(["git", "init", "-q"], cwd=template, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=template, check=True)
+    subprocess.run(["git", "commit", "-qm", "one file"], cwd=template, check=True)
+    return render(scratch / "floor", template)
+
+
+def summary(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def main() -> None:
+    uv = os.environ.get("UV", "uv")
+    runs = []
+    for _ in range(RUNS):
+        with tempfile.TemporaryDirectory() as scratch:
+            steps = first_prediction(Path(scratch), uv)
+            steps["render_floor"] = render_floor(Path(scratch))
+            runs.append(steps)
+            print(json.dumps(steps), flush=True)
+    figures = {name: summary([run[name] for run in runs]) for name in runs[0]}
+    first = ["render", "environment", "pipeline", "service_ready", "first_answer"]
+    measured = {
+        "first_prediction_s": summary([sum(run[s] for s in first) for run in runs]),
+        "render_ratio": summary([run["render"] / run["render_floor"] for run in runs]),
+        "pipeline_cold_s": figures["pipeline"],
+        "pipeline_unchanged_s": figures["unchanged_pipeline"],
+        "test_suite_s": figures["test_suite"],
+    }
+    report = {"runs": RUNS, "steps": figures, "measured": measured, "targets": TARGETS}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print("| Figure | Median | Min | Max | Target | Met |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    for name, values in {**{f"step: {k}": v for k, v in figures.items()}, **measured}.items():
+        target = TARGETS.get(name)
+        met = "" if target is None else ("yes" if values["median"] <= target else "**no**")
+        print(
+            f"| {name} | {values['median']:.2f} | {values['min']:.2f} | {values['max']:.2f} | "
+            f"{'' if target is None else target} | {met} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Evaluation stage: score the challenger on held-out data and decide its promotion.
+
+``python -m <package>.evaluate`` is the DVC stage. It writes metrics (overall and
+per slice), the data behind the plots, and the promotion decision with its
+reasons. The challenger becomes champion only when it meets every threshold in
+``conf/evaluate/`` and beats the current champion, scored on the same test set,
+by the promotion margin.
+"""
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn import metrics
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import label_binarize
+
+from .config import EvaluateConfig, Params, load_params
+from .train import features_and_target
+
+
+def classification_metrics(model: Pipeline, features: pd.DataFrame, target: pd.Series) -> dict:
+    """Accuracy, macro F1/precision/recall and one-vs-rest ROC AUC."""
+    predicted = model.predict(features)
+    scores = {
+        "accuracy": metrics.accuracy_score(target, predicted),
+        "f1_macro": metrics.f1_score(target, predicted, average="macro"),
+        "precision_macro": metrics.precision_score(
+            target, predicted, average="macro", zero_division=0
+        ),
+        "recall_macro": metrics.recall_score(target, predicted, average="macro", zero_division=0),
+    }
+    classes = list(model.classes_)
+    # ROC AUC is undefined unless every class occurs (small slices may lack some).
+    if set(classes) <= set(target):
+        probabilities = model.predict_proba(features)
+        if len(classes) == 2:
+            scores["roc_auc"] = metrics.roc_auc_score(target, probabilities[:, 1])
+        else:
+            scores["roc_auc"] = metrics.roc_auc_score(
+                target, probabilities, multi_class="ovr", labels=classes
+            )
+    return {name: float(value) for name, value in scores.items()}
+
+
+def regression_metrics(model: Pipeline, features: pd.DataFrame, target: pd.Series) -> dict:
+    """RMSE, MAE and R²."""
+    predicted = model.predict(features)
+    return {
+        "rmse": float(metrics.root_mean_squared_error(target, predicted)),
+        "mae": float(metrics.mean_absolute_error(target, predicted)),
+        "r2": float(metrics.r2_score(target, predicted)),
+    }
+
+
+def score(model: Pipeline, table: pd.DataFrame, params: Params) -> dict:
+    """The task's metrics of ``model`` on ``table``."""
+    features, target = features_and_target(table, params)
+    scorer = classification_metrics if params.data.is_classification else regression_metrics
+    return scorer(model, features, target)
+
+
+def slice_scores(model: Pipeline, table: pd.DataFrame, params: Params) -> dict:
+    """Metrics per value of the slice column, with each slice's row count."""
+    column = params.data.slice_column
+    result = {}
+    for value, rows in table.groupby(column, dropna=False, sort=True):
+        result[str(value)] = {"rows": len(rows), **score(model, rows, params)}
+    return result
+
+
+def plot_tables(model: Pipeline, table: pd.DataFrame, params: Params) -> dict[Path, pd.DataFrame]:
+    """Rows behind the DVC plots: predictions (confusion or scatter) and ROC for classifiers."""
+    features, target = features_and_target(table, params)
+    predicted = model.predict(features)
+    predictions = pd.DataFrame({"actual": target, "predicted": predicted})
+    if not params.data.is_classification:
+        predictions["residual"] = predictions["actual"] - predictions["predicted"]
+        return {params.paths.predictions: predictions}
+    classes = list(model.classes_)
+    truth = label_binarize(target, classes=classes)
+    if len(classes) == 2:
+        truth = np.hstack([1 - truth, truth])
+    # Micro-averaged ROC: every (row, class) pair is one binary decision.
+    fpr, tpr, _ = metrics.roc_curve(truth.ravel(), model.predict_proba(features).ravel())
+    return {
+        params.paths.predictions: predictions,
+        params.paths.roc: pd.DataFrame({"fpr": fpr, "tpr": tpr}),
+    }
+
+
+@dataclass
+class Decision:
+    """Whether the challenger is promoted, and why."""
+
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def threshold_failures(scores: dict, config: EvaluateConfig) -> list[str]:
+    """Every threshold the scores miss, as a readable reason."""
+    failures = []
+    for name, bound in config.thresholds.items():
+        value = scores.get(name)
+        if value is None:
+            failures.append(f"metric {name!r} has a threshold but was not computed")
+        elif bound.min is not None and value < bound.min:
+            failures.append(f"{name}={value:.4f} is below the minimum {bound.min}")
+        elif bound.max is not None and value > bound.max:
+            failures.append(f"{name}={value:.4f} is above the maximum {bound.max}")
+    return failures
+
+
+def decide(challenger: dict, champion: dict | None, config: EvaluateConfig) -> Decision:
+    """Apply the promotion gate: thresholds first, then the margin over the champion."""
+    failures = threshold_failures(challenger, config)
+    if failures:
+        return Decision(False, ["challenger misses thresholds: " + "; ".join(failures)])
+    if champion is None:
+        return Decision(True, ["no champion yet and the challenger meets every threshold"])
+    name = config.primary_metric
+    gain = challenger[name] - champion[name]
+    if not config.greater_is_better:
+        gain = -gain
+    comparison = (
+        f"{name}: challenger {challenger[name]:.4f} vs champion {champion[name]:.4f} "
+        f"(gain {gain:+.4f}, required margin {config.promotion_margin})"
+    )
+    if gain >= config.promotion_margin and gain > 0:
+        return Decision(True, [f"challenger beats the champion; {comparison}"])
+    return Decision(False, [f"champion stays; {comparison}"])
+
+
+def write_json(path: Path, content: dict) -> None:
+    """Write ``content`` as indented JSON, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
+
+
+def run_stage() -> None:
+    """Score the challenger, compare with the champion, promote when the gate passes."""
+    import mlflow
+
+    from . import registry
+
+    params = load_params()
+    test_set = pd.read_parquet(params.paths.test)
+    model = joblib.load(params.paths.model)
+    registration = json.loads(params.paths.registration.read_text())
+    challenger_scores = score(model, test_set, params)
+    write_json(params.paths.metrics, challenger_scores)
+    write_json(params.paths.slice_metrics, slice_scores(model, test_set, params))
+    for path, table in plot_tables(model, test_set, params).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, index=False)
+
+    client = registry.configure(params.mlflow)
+    champion = registry.version_by_alias(client, params.mlflow, params.mlflow.champion_alias)
+    champion_scores = None
+    if champion is not None:
+        champion_scores = score(
+            registry.load_version(params.mlflow, champion.version), test_set, params
+        )
+    decision = decide(challenger_scores, champion_scores, params.evaluate)
+    if decision.promote:
+        registry.set_alias(
+            client, params.mlflow, params.mlflow.champion_alias, registration["version"]
+        )
+
+    with mlflow.start_run(run_id=registration["run_id"]):
+        mlflow.log_metrics({f"test_{name}": value for name, value in challenger_scores.items()})
+        mlflow.set_tag("promoted", str(decision.promote).lower())
+        for path in [params.paths.metrics, params.paths.slice_metrics, params.paths.predictions]:
+            mlflow.log_artifact(str(path), artifact_path="evaluation")
+    outcome = {
+        **asdict(decision),
+        "challenger_version": registration["version"],
+        "champion_version_before": champion.version if champion else None,
+        "challenger": challenger_scores,
+        "champion": champion_scores,
+    }
+    write_json(params.paths.promotion, outcome)
+    verdict = "promoted to champion" if decision.promote else "not promoted"
+    print(f"evaluate: v{registration['version']} {verdict}: " + " ".join(decision.reasons))
+
+
+def check_bundle(params: Params) -> list[str]:
+    """Thresholds the exported champion misses on the current test split (none: it may ship)."""
+    from .export import MODEL_FILE
+
+    model = joblib.load(params.paths.bundle / MODEL_FILE)
+    return threshold_failures(
+        score(model, pd.read_parquet(params.paths.test), params), params.evaluate
+    )
+
+
+def markdown_report(params: Params, reason: str) -> str:
+    """What the last pipeline run decided and why, with the metrics, as markdown."""
+    outcome = json.loads(params.paths.promotion.read_text())
+    verdict = "promoted to champion" if outcome["promote"] else "not promoted"
+    lines = [
+        f"## Training run: model v{outcome['challenger_version']} {verdict}",
+        "",
+        f"Reason for the run: {reason}.",
+        "",
+        *(f"- {line}" for line in outcome["reasons"]),
+        "",
+        "| Metric | Challenger | Champion before |",
+        "| --- | ---: | ---: |",
+    ]
+    champion = outcome["champion"] or {}
+    for name, value in sorted(outcome["challenger"].items()):
+        before = f"{champion[name]:.4f}" if name in champion else "none"
+        lines.append(f"| {name} | {value:.4f} | {before} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Run the stage, or one of the checks CI uses: ``gate``, ``promoted``, ``report``."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument(
+        "command", nargs="?", default="stage", choices=["stage", "gate", "promoted", "report"]
+    )
+    parser.add_argument("--reason", default="manual run", help="why the run happened (report)")
+    args = parser.parse_args()
+    if args.command == "stage":
+        run_stage()
+        return
+    params = load_params()
+    if args.command == "promoted":
+        print(str(json.loads(params.paths.promotion.read_text())["promote"]).lower())
+    elif args.command == "report":
+        print(markdown_report(params, args.reason))
+    else:
+        failures = check_bundle(params)
+        if failures:
+            raise SystemExit("gate: the exported champion may not ship: " + "; ".join(failures))
+        print(f"gate: the exported champion in {params.paths.bundle} meets every threshold")
+
+
+if __name__ == "__main__":
+    main()

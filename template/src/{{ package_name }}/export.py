@@ -1,0 +1,88 @@
+"""Export stage: package the registry's champion for serving.
+
+``python -m <package>.export`` is the DVC stage after ``evaluate``. It loads the
+model version the registry calls ``champion`` and writes a self-contained bundle
+to ``paths.bundle``: the fitted pipeline, its identity (name, version, alias,
+run), the input schema the service validates requests against, the serving
+settings and an example request. The service and its image need only this
+folder: no MLflow, no tracking server.
+"""
+
+import json
+from pathlib import Path
+
+import joblib
+import pandas as pd
+
+from .config import Params, load_params
+
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+EXAMPLE_FILE = "example_request.json"
+
+
+def input_schema(params: Params) -> dict:
+    """The schema rules of the columns a caller sends, in the model's input order."""
+    rules = params.data_schema.columns
+    return {column: rules[column].model_dump() for column in params.data.input_columns}
+
+
+def example_request(table: pd.DataFrame, params: Params) -> dict:
+    """A real row of ``table`` (a complete one when there is one) as a request body."""
+    inputs = table[params.data.input_columns]
+    complete = inputs.dropna()
+    row = (complete if len(complete) else inputs).iloc[0]
+    # numpy scalars become plain Python numbers, so the JSON has the schema's types.
+    return {
+        column: None if pd.isna(value) else getattr(value, "item", lambda v=value: v)()
+        for column, value in row.items()
+    }
+
+
+def bundle_metadata(model, params: Params, version: str, run_id: str) -> dict:
+    """What the service needs besides the model: identity, task, input schema, settings."""
+    return {
+        "model_name": params.mlflow.registered_model_name,
+        "model_version": version,
+        "model_alias": params.mlflow.champion_alias,
+        "run_id": run_id,
+        "task": params.data.task,
+        "target": params.data.target,
+        "classes": [str(label) for label in getattr(model, "classes_", [])],
+        "input_schema": input_schema(params),
+        "serve": params.serve.model_dump(),
+    }
+
+
+def write_bundle(model, metadata: dict, example: dict, bundle: Path) -> None:
+    """Write the model, its metadata and an example request into ``bundle``."""
+    bundle.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, bundle / MODEL_FILE)
+    (bundle / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+    (bundle / EXAMPLE_FILE).write_text(json.dumps(example, indent=2, default=str) + "\n")
+
+
+def main() -> None:
+    """Export the current champion to ``paths.bundle``."""
+    from . import registry
+
+    params = load_params()
+    client = registry.configure(params.mlflow)
+    alias = params.mlflow.champion_alias
+    champion = registry.version_by_alias(client, params.mlflow, alias)
+    if champion is None:
+        raise SystemExit(
+            f"export: no model holds the alias '{alias}' yet; "
+            "a model becomes champion when it meets the thresholds in conf/evaluate/"
+        )
+    model = registry.load_version(params.mlflow, champion.version)
+    metadata = bundle_metadata(model, params, str(champion.version), champion.run_id)
+    example = example_request(pd.read_parquet(params.paths.test), params)
+    write_bundle(model, metadata, example, params.paths.bundle)
+    print(
+        f"export: {metadata['model_name']} v{champion.version} ('{alias}') -> {params.paths.bundle}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""MLflow glue: where runs go, how models are logged and registered, aliases.
+
+Tracking defaults to ``sqlite:///mlflow.db`` (``conf/mlflow/``); the
+``MLFLOW_TRACKING_URI`` environment variable wins, so pointing the project at a
+team server needs no change here.
+"""
+
+import os
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from sklearn.pipeline import Pipeline
+
+from .config import MlflowConfig, Params
+
+PACKAGE_DIR = Path(__file__).parent
+# What a logged model needs to be loaded elsewhere. Listing it explicitly spares
+# MLflow its slow requirement inference on every run.
+MODEL_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "pyarrow", "pydantic")
+
+
+def tracking_uri(config: MlflowConfig) -> str:
+    """The tracking URI in effect: ``MLFLOW_TRACKING_URI`` or the configured default."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
+
+
+def configure(config: MlflowConfig) -> MlflowClient:
+    """Point MLflow at the tracking store and experiment; return a registry client."""
+    mlflow.set_tracking_uri(tracking_uri(config))
+    mlflow.set_experiment(config.experiment_name)
+    return MlflowClient()
+
+
+def git_commit() -> str:
+    """The current git commit, with ``-dirty`` when the work tree has changes."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    if head.returncode != 0:
+        return "uncommitted"
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], capture_output=True, text=True, check=False
+    )
+    return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
+
+
+def pinned_requirements() -> list[str]:
+    """Requirements of the logged model, pinned to the versions it was trained with."""
+    return [f"{name}=={version(name)}" for name in MODEL_REQUIREMENTS]
+
+
+def log_and_register(
+    model: Pipeline,
+    features: pd.DataFrame,
+    params: Params,
+    logged_params: dict[str, Any],
+    tags: dict[str, str],
+    config_file: Path,
+) -> dict[str, Any]:
+    """Log a run with its config, tags and model; register the model as challenger."""
+    client = configure(params.mlflow)
+    example = features.head(3)
+    with mlflow.start_run() as run:
+        mlflow.log_params(logged_params)
+        mlflow.set_tags(
+            {**tags, "git.commit": git_commit(), "data.source": str(params.data.source)}
+        )
+        mlflow.log_artifact(str(config_file), artifact_path="config")
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            registered_model_name=params.mlflow.registered_model_name,
+            pip_requirements=pinned_requirements(),
+            code_paths=[str(PACKAGE_DIR)],
+            # The pipeline calls this package's feature functions; cloudpickle keeps
+            # them by reference and code_paths ships the package beside the model.
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        )
+    version_number = str(info.registered_model_version)
+    client.set_registered_model_alias(
+        params.mlflow.registered_model_name, params.mlflow.challenger_alias, version_number
+    )
+    return {
+        "run_id": run.info.run_id,
+        "model_uri": info.model_uri,
+        "model_name": params.mlflow.registered_model_name,
+        "version": version_number,
+    }
+
+
+def version_by_alias(client: MlflowClient, config: MlflowConfig, alias: str) -> ModelVersion | None:
+    """The model version holding ``alias``, or None when no version holds it yet."""
+    try:
+        return client.get_model_version_by_alias(config.registered_model_name, alias)
+    except MlflowException:
+        return None
+
+
+def load_version(config: MlflowConfig, version_number: str) -> Pipeline:
+    """Load a registered model version as the scikit-learn pipeline it was logged as."""
+    return mlflow.sklearn.load_model(f"models:/{config.registered_model_name}/{version_number}")
+
+
+def set_alias(client: MlflowClient, config: MlflowConfig, alias: str, version_number: str) -> None:
+    """Move ``alias`` to ``version_number``."""
+    client.set_registered_model_alias(config.registered_model_name, alias, version_number)

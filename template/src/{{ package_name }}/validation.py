@@ -1,0 +1,205 @@
+"""Validation stage: check the prepared data against the schema in ``conf/schema/``.
+
+``python -m <package>.validation validate`` is the DVC stage: it writes a report
+(JSON for machines, the same findings printed for people) and fails, naming the
+column and rule, when the data breaks the schema. ``... infer`` derives a schema
+from the configured data's statistics, to review and commit.
+"""
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+import yaml
+from pandera.errors import SchemaErrors
+
+from .config import ColumnSchema, DataConfig, SchemaConfig, load_params
+from .data import load_source, write_table
+
+PANDERA_DTYPES = {"float": float, "int": int, "str": str}
+MAX_EXAMPLES = 5
+
+
+class ValidationFailed(ValueError):
+    """The data broke the schema; ``findings`` lists every broken rule."""
+
+    def __init__(self, findings: list[dict]):
+        self.findings = findings
+        super().__init__(format_findings(findings))
+
+
+def null_fraction_check(limit: float) -> pa.Check:
+    """A column-level check that at most ``limit`` of the values are missing."""
+    return pa.Check(
+        lambda series: bool(series.isna().mean() <= limit),
+        ignore_na=False,
+        name=f"max_null_fraction<={limit}",
+    )
+
+
+def column_checks(rules: ColumnSchema) -> list[pa.Check]:
+    """Translate one column's rules into pandera checks."""
+    checks = []
+    if rules.min is not None:
+        checks.append(pa.Check.ge(rules.min))
+    if rules.max is not None:
+        checks.append(pa.Check.le(rules.max))
+    if rules.categories is not None:
+        checks.append(pa.Check.isin(rules.categories))
+    if rules.nullable:
+        checks.append(null_fraction_check(rules.max_null_fraction))
+    return checks
+
+
+def build_schema(schema: SchemaConfig) -> pa.DataFrameSchema:
+    """Build the pandera schema that ``validate`` enforces."""
+    columns = {
+        name: pa.Column(
+            PANDERA_DTYPES[rules.dtype],
+            checks=column_checks(rules),
+            nullable=rules.nullable,
+            coerce=True,
+            required=True,
+        )
+        for name, rules in schema.columns.items()
+    }
+    min_rows = pa.Check(
+        lambda frame: len(frame) >= schema.min_rows,
+        name=f"min_rows>={schema.min_rows}",
+    )
+    return pa.DataFrameSchema(columns, checks=[min_rows], strict=False, coerce=True)
+
+
+def summarize_failures(failure_cases: pd.DataFrame) -> list[dict]:
+    """Group pandera's failure cases into one finding per column and rule."""
+    findings = []
+    cases = failure_cases.copy()
+    # A missing column is reported at table level, with the column as the "case".
+    missing = cases["check"] == "column_in_dataframe"
+    cases.loc[missing, "column"] = cases.loc[missing, "failure_case"]
+    grouped = cases.fillna({"column": "<table>"}).groupby(
+        ["column", "check"], sort=True, dropna=False
+    )
+    for (column, check), group in grouped:
+        examples = [str(value) for value in group["failure_case"].head(MAX_EXAMPLES)]
+        findings.append(
+            {
+                "column": str(column),
+                "rule": str(check),
+                "failures": len(group),
+                "examples": examples,
+            }
+        )
+    return findings
+
+
+def format_findings(findings: list[dict]) -> str:
+    """One line per rule, e.g. ``column 'x' broke rule greater_than_or_equal_to(0) in 3 row(s)``."""
+    lines = [
+        f"column {finding['column']!r} broke rule {finding['rule']} in "
+        f"{finding['failures']} row(s) (e.g. {', '.join(finding['examples'])})"
+        for finding in findings
+    ]
+    return "data validation failed:\n  " + "\n  ".join(lines)
+
+
+def validate(frame: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
+    """Return the data with schema dtypes, or raise ``ValidationFailed`` listing every problem."""
+    try:
+        return build_schema(schema).validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        raise ValidationFailed(summarize_failures(errors.failure_cases)) from None
+
+
+def write_report(path: Path, rows: int, findings: list[dict]) -> None:
+    """Write the validation report as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {"valid": not findings, "rows": rows, "findings": findings}
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def round_outward(value: float, lower: bool) -> float:
+    """Round a bound outward to 3 significant digits so it stays human-readable."""
+    if value == 0:
+        return 0.0
+    scale = 10 ** (math.floor(math.log10(abs(value))) - 2)
+    rounded = (math.floor if lower else math.ceil)(value / scale) * scale
+    return float(round(rounded, 10))
+
+
+def infer_column(
+    series: pd.Series, is_target: bool, range_margin: float, null_slack: float
+) -> dict:
+    """Derive one column's rules from its observed statistics."""
+    null_fraction = float(series.isna().mean())
+    nullable = bool(null_fraction > 0 and not is_target)
+    values = series.dropna()
+    rules: dict = {}
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        integral = bool((values == values.round()).all())
+        rules["dtype"] = "int" if integral and not nullable else "float"
+        spread = float(values.max() - values.min())
+        low = round_outward(float(values.min()) - range_margin * spread, lower=True)
+        high = round_outward(float(values.max()) + range_margin * spread, lower=False)
+        whole = rules["dtype"] == "int"
+        rules["min"] = math.floor(low) if whole else low
+        rules["max"] = math.ceil(high) if whole else high
+    else:
+        rules["dtype"] = "str"
+        rules["categories"] = sorted(str(value) for value in values.unique())
+    rules["nullable"] = nullable
+    if nullable:
+        rules["max_null_fraction"] = round(min(1.0, null_fraction + null_slack), 3)
+    return rules
+
+
+def infer_schema(
+    frame: pd.DataFrame, data: DataConfig, range_margin: float, null_slack: float
+) -> dict:
+    """Derive a schema for the target and input columns from the data's statistics."""
+    columns = [data.target, *data.input_columns]
+    return {
+        "min_rows": max(1, len(frame) // 10),
+        "columns": {
+            column: infer_column(frame[column], column == data.target, range_margin, null_slack)
+            for column in columns
+        },
+    }
+
+
+def main() -> None:
+    """Run ``validate`` (the DVC stage) or ``infer`` (derive a schema from the data)."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("command", choices=["validate", "infer"])
+    parser.add_argument(
+        "--range-margin", type=float, default=0.1, help="widen ranges by this share"
+    )
+    parser.add_argument("--null-slack", type=float, default=0.05, help="extra tolerated null share")
+    args = parser.parse_args()
+    params = load_params()
+    if args.command == "infer":
+        frame = load_source(params.data.source)
+        schema = infer_schema(frame, params.data, args.range_margin, args.null_slack)
+        output = Path("conf/schema") / f"{params.data.source.stem}.yaml"
+        header = (
+            f"# Derived from {params.data.source} by `make schema`; review before committing.\n"
+        )
+        output.write_text(header + yaml.safe_dump(schema, sort_keys=False))
+        print(f"schema: wrote {output} from {len(frame)} rows of {params.data.source}")
+        return
+    frame = pd.read_parquet(params.paths.prepared)
+    try:
+        validated = validate(frame, params.data_schema)
+    except ValidationFailed as failure:
+        write_report(params.paths.validation_report, len(frame), failure.findings)
+        raise SystemExit(f"{failure}\nreport: {params.paths.validation_report}") from None
+    write_report(params.paths.validation_report, len(frame), [])
+    write_table(validated, params.paths.validated)
+    print(f"validate: {len(frame)} rows match the schema -> {params.paths.validated}")
+
+
+if __name__ == "__main__":
+    main()

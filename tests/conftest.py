@@ -1,0 +1,116 @@
+"""Fixtures that render the template with copier's Python API, as a user would."""
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from copier import run_copy
+
+TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
+COPIER_CONFIG = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
+
+
+def question_choices(name: str) -> list[str]:
+    """The values a multiple-choice question accepts, as listed in copier.yml."""
+    choices = COPIER_CONFIG[name]["choices"]
+    return list(choices.values()) if isinstance(choices, dict) else list(choices)
+
+
+def render(destination: Path, skip_tasks: bool = False, **answers: str) -> Path:
+    """Render the template's working tree into ``destination`` with defaults plus ``answers``."""
+    run_copy(
+        str(TEMPLATE_ROOT),
+        destination,
+        data=answers,
+        defaults=True,
+        unsafe=True,
+        vcs_ref="HEAD",
+        quiet=True,
+        skip_tasks=skip_tasks,
+    )
+    return destination
+
+
+@pytest.fixture
+def render_project(tmp_path: Path) -> Callable[..., Path]:
+    """Render into a fresh temporary folder; answers are keyword arguments."""
+
+    def _render(skip_tasks: bool = True, **answers: str) -> Path:
+        return render(tmp_path / "project", skip_tasks=skip_tasks, **answers)
+
+    return _render
+
+
+def uv_executable() -> str:
+    """The uv binary the Makefile installed or found (``UV`` wins)."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    if not found:
+        pytest.fail("uv not found: run the tests through `make test`, which installs it")
+    return found
+
+
+def run_make(project: Path, target: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run a make target of a generated project; fail the test with its output."""
+    # The project has its own .venv: the template's must not leak into it.
+    environment = {name: value for name, value in os.environ.items() if name != "VIRTUAL_ENV"}
+    result = subprocess.run(
+        ["make", "--no-print-directory", target, f"UV={uv_executable()}"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=environment,
+    )
+    if result.returncode != 0:
+        output = f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+        pytest.fail(f"make {target} failed in {project}:\n{output}")
+    return result
+
+
+def hooks_dir() -> Path:
+    """The folder of scripts copier tasks run."""
+    return TEMPLATE_ROOT / "hooks"
+
+
+def available_python_version() -> str:
+    """The default Python version if uv finds it here, else the first offered one found.
+
+    Interpreters are never downloaded (UV_PYTHON_DOWNLOADS=never).
+    """
+    default = str(COPIER_CONFIG["python_version"]["default"])
+    candidates = [default, *(v for v in question_choices("python_version") if v != default)]
+    for version in candidates:
+        probe = subprocess.run(
+            [uv_executable(), "python", "find", version],
+            capture_output=True,
+            env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
+            check=False,
+        )
+        if probe.returncode == 0:
+            return version
+    pytest.fail(f"none of the Python versions {candidates} is installed; uv will not download one")
+
+
+@pytest.fixture(scope="session", params=question_choices("ml_task"))
+def trained_project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess]:
+    """A project per task, rendered with defaults, set up, with one pipeline run.
+
+    Shared by every end-to-end test of the session, so each environment is
+    installed and each model trained once.
+    """
+    task = request.param
+    project = render(
+        tmp_path_factory.mktemp(task) / "project",
+        ml_task=task,
+        python_version=available_python_version(),
+    )
+    run_make(project, "setup")
+    first_run = run_make(project, "pipeline")
+    return project, first_run

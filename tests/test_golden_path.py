@@ -1,0 +1,122 @@
+"""A new user's golden path, for real: render, `make setup`, `make pipeline`, `make test`.
+
+Each task is rendered, set up and trained once per session; the tests below read
+that shared project, so environments are never installed twice.
+"""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import run_make
+
+pytestmark = pytest.mark.e2e
+
+
+def in_project(project: Path, *command: str) -> subprocess.CompletedProcess:
+    """Run a command with the project's own interpreter and tools."""
+    result = subprocess.run(
+        [str(project / ".venv" / "bin" / command[0]), *command[1:]],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_the_first_pipeline_runs_every_stage(trained_project) -> None:
+    project, first_run = trained_project
+    for stage in ("prepare", "validate", "split", "train", "evaluate", "export"):
+        assert f"Running stage '{stage}'" in first_run.stdout
+    assert (project / "models" / "model.joblib").is_file()
+    assert json.loads((project / "reports" / "promotion.json").read_text())["promote"]
+    metadata = json.loads((project / "models" / "champion" / "metadata.json").read_text())
+    assert metadata["model_alias"] == "champion"
+
+
+def test_the_generated_tests_pass(trained_project) -> None:
+    project, _ = trained_project
+    result = run_make(project, "test")
+    assert " passed" in result.stdout and " failed" not in result.stdout
+
+
+def test_a_second_pipeline_run_runs_no_stage(trained_project) -> None:
+    project, _ = trained_project
+    result = run_make(project, "pipeline")
+    assert "Running stage" not in result.stdout
+    assert "Data and pipelines are up to date" in result.stdout
+
+
+def logged_run(project: Path) -> dict:
+    """What MLflow recorded for the registered run, asked with the project's own MLflow."""
+    registration = json.loads((project / "models" / "registration.json").read_text())
+    probe = in_project(
+        project,
+        "python",
+        "-c",
+        "import json, sys, mlflow\n"
+        "client = mlflow.MlflowClient(tracking_uri='sqlite:///mlflow.db')\n"
+        "run = client.get_run(sys.argv[1])\n"
+        "champion = client.get_model_version_by_alias(sys.argv[2], 'champion')\n"
+        "challenger = client.get_model_version_by_alias(sys.argv[2], 'challenger')\n"
+        "print(json.dumps({'status': run.info.status, 'tags': run.data.tags,\n"
+        "  'metrics': run.data.metrics, 'params': run.data.params,\n"
+        "  'champion': champion.version, 'challenger': challenger.version}))",
+        registration["run_id"],
+        registration["model_name"],
+    )
+    return {**json.loads(probe.stdout.strip().splitlines()[-1]), "registration": registration}
+
+
+def test_mlflow_has_the_run_and_a_champion(trained_project) -> None:
+    project, _ = trained_project
+    found = logged_run(project)
+    assert found["status"] == "FINISHED"
+    version = found["registration"]["version"]
+    assert str(found["champion"]) == str(found["challenger"]) == version
+    assert {"git.commit", "data.train_md5", "data.test_md5"} <= set(found["tags"])
+    assert any(name.startswith("test_") for name in found["metrics"])
+    assert "model._target_" in found["params"]
+
+
+def test_the_data_version_logged_is_the_one_dvc_recorded(trained_project) -> None:
+    project, _ = trained_project
+    lock = (project / "dvc.lock").read_text()
+    assert logged_run(project)["tags"]["data.train_md5"] in lock
+
+
+def test_dvc_reports_metrics_plots_and_experiments(trained_project) -> None:
+    project, _ = trained_project
+    metrics = in_project(project, "dvc", "metrics", "show", "--json")
+    assert json.loads(metrics.stdout)
+    in_project(project, "dvc", "plots", "show", "-o", "dvc_plots")
+    assert (project / "dvc_plots" / "index.html").is_file()
+    in_project(project, "dvc", "exp", "show", "--no-pager", "--csv")
+
+
+def test_dvc_push_then_pull_restores_data_and_model(trained_project) -> None:
+    project, _ = trained_project
+    in_project(project, "dvc", "push")
+    model = project / "models" / "model.joblib"
+    original = model.read_bytes()
+    shutil.rmtree(project / ".dvc" / "cache")
+    model.unlink()
+    in_project(project, "dvc", "pull")
+    assert model.read_bytes() == original
+
+
+def test_the_generated_project_passes_its_own_lint(trained_project) -> None:
+    project, _ = trained_project
+    run_make(project, "lint")
+
+
+def test_make_help_lists_the_golden_path_targets(trained_project) -> None:
+    project, _ = trained_project
+    listing = run_make(project, "help").stdout
+    for target in ("setup", "pipeline", "test", "lint", "help"):
+        assert f"{target} " in listing

@@ -1,0 +1,118 @@
+"""Every choice of every question renders a clean, well-formed, lint-free project."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import hooks_dir, question_choices, render
+
+CHOICE_QUESTIONS = ["license", "python_version", "ml_task"]
+EVERY_CHOICE = [(name, value) for name in CHOICE_QUESTIONS for value in question_choices(name)]
+# An expression, statement or comment Jinja should have rendered or removed.
+# GitHub Actions expressions (${{ ... }}) are meant to stay.
+JINJA_LEFTOVER = re.compile(r"(?<!\$)\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+
+def text_files(project: Path) -> list[Path]:
+    """Every rendered file outside .git that decodes as text."""
+    files = []
+    for path in sorted(project.rglob("*")):
+        if ".git" in path.parts or not path.is_file():
+            continue
+        try:
+            path.read_text()
+        except UnicodeDecodeError:
+            continue
+        files.append(path)
+    return files
+
+
+@pytest.fixture(scope="module", params=EVERY_CHOICE, ids=lambda pair: f"{pair[0]}={pair[1]}")
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    name, value = request.param
+    return render(tmp_path_factory.mktemp("render") / "project", skip_tasks=True, **{name: value})
+
+
+def test_no_unrendered_jinja_leaks_into_any_file(rendered: Path) -> None:
+    leaks = [
+        f"{path.relative_to(rendered)}: {match.group()}"
+        for path in text_files(rendered)
+        for match in JINJA_LEFTOVER.finditer(path.read_text())
+    ]
+    assert not leaks
+    assert not [path for path in rendered.rglob("*") if "{" in path.name or path.suffix == ".jinja"]
+
+
+def test_every_yaml_and_toml_file_parses(rendered: Path) -> None:
+    yaml_files = [*rendered.rglob("*.yaml"), *rendered.rglob("*.yml")]
+    toml_files = list(rendered.rglob("*.toml"))
+    assert yaml_files and toml_files
+    for path in yaml_files:
+        assert yaml.safe_load(path.read_text()) is not None, path
+    for path in toml_files:
+        tomllib.loads(path.read_text())
+
+
+def test_the_rendered_code_passes_ruff_lint_and_format(rendered: Path) -> None:
+    for command in (["check", "--no-cache"], ["format", "--check", "--no-cache"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "."],
+            cwd=rendered,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_answers_shape_the_project(rendered: Path) -> None:
+    answers = yaml.safe_load((rendered / ".copier-answers.yml").read_text())
+    pyproject = tomllib.loads((rendered / "pyproject.toml").read_text())
+    assert pyproject["project"]["requires-python"] == f">={answers['python_version']}"
+    assert (rendered / ".python-version").read_text().strip() == answers["python_version"]
+    data_config = next((rendered / "conf" / "data").glob("*.yaml"))
+    assert yaml.safe_load(data_config.read_text())["task"] == answers["ml_task"]
+    license_file = rendered / "LICENSE"
+    if answers["license"] == "proprietary":
+        assert not license_file.exists()
+    else:
+        assert answers["license"].split("-")[0].lower() in license_file.read_text().lower()
+
+
+def test_the_task_makes_a_git_repository_idempotently(
+    render_project: Callable[..., Path],
+) -> None:
+    project = render_project(skip_tasks=False)
+    assert (project / ".git").is_dir()
+    again = subprocess.run(
+        [sys.executable, str(hooks_dir() / "init_git.py")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "already a repository" in again.stdout
+
+
+def test_skipping_tasks_leaves_git_init_to_make_setup(render_project: Callable[..., Path]) -> None:
+    project = render_project(skip_tasks=True)
+    assert not (project / ".git").exists()
+    assert "git init" in (project / "Makefile").read_text()
+
+
+def test_the_dockerfile_passes_hadolint_without_warnings(rendered: Path) -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run(
+        [str(hadolint), "--failure-threshold", "info", "Dockerfile"],
+        cwd=rendered,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

