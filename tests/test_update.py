@@ -237,3 +237,29 @@ def test_recopy_resets_template_owned_files_and_keeps_team_owned_ones(
     )
     assert makefile.read_text() == pristine_makefile
     assert "Team notes." in readme.read_text()
+
+
+def test_the_0_2_0_migration_moves_team_code_and_is_idempotent(
+    render_project: Callable[..., Path],
+) -> None:
+    project = render_project()
+    package = answers(project)["package_name"]
+    features = project / "src" / package / "features.py"
+    pristine = features.read_text()
+    features.write_text(
+        "import math\n"
+        + pristine
+        + "\n\n@derived_feature\ndef log_mass(frame: pd.DataFrame) -> pd.Series:\n"
+        + '    """Log of body mass."""\n'
+        + '    return frame["body_mass_g"].map(math.log)\n'
+    )
+    migration = [sys.executable, str(hooks_dir() / "migrations" / "v0_2_0_derived_features.py")]
+    first = subprocess.run(migration, cwd=project, capture_output=True, text=True, check=True)
+    assert "moved log_mass" in first.stdout
+    assert features.read_text() == pristine
+    derived = (project / "src" / package / "derived_features.py").read_text()
+    assert "import math\n" in derived and "def log_mass" in derived
+    assert "@derived_feature" not in derived
+    again = subprocess.run(migration, cwd=project, capture_output=True, text=True, check=True)
+    assert "nothing to do" in again.stdout
+    assert_ruff_clean(project)
