@@ -1,13 +1,10 @@
 """The generated Dockerfile really builds and really serves, with podman and no registry.
 
-Base images are made locally (tests/containers/) under the exact names the
+Base images are made locally (container_images.py) under the exact names the
 Dockerfile's FROM lines use, once per machine: podman keeps them between runs.
 """
 
 import json
-import os
-import re
-import shutil
 import socket
 import subprocess
 import time
@@ -15,88 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import uv_executable
+from container_images import ensure_base_images, podman
 
 pytestmark = [pytest.mark.e2e, pytest.mark.container]
 
-SCRIPTS = Path(__file__).parent / "containers"
-PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(SCRIPTS / "containers.conf")}
-FROM_LINE = re.compile(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
-PYTHON_IMAGE = re.compile(r"^python:(\d+\.\d+)-slim-bookworm$")
-UV_IMAGE = re.compile(r"^ghcr\.io/astral-sh/uv:(\d+\.\d+\.\d+)$")
 READY_SECONDS = 180
-
-
-def podman(*arguments: str, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        ["podman", *arguments],
-        env=PODMAN_ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        output = f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-        pytest.fail(f"podman {' '.join(arguments)} failed:\n{output}")
-    return result
-
-
-@pytest.fixture(scope="session")
-def container_engine() -> None:
-    """podman, or a skip with the reason; CI (REQUIRE_CONTAINER_TESTS=1) fails instead."""
-    if shutil.which("podman") is None or shutil.which("debootstrap") is None:
-        reason = "podman and debootstrap are needed; .ci/run installs them with apt"
-        if os.environ.get("REQUIRE_CONTAINER_TESTS"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-def base_images(dockerfile: str) -> list[str]:
-    """Images the Dockerfile builds from, excluding its own stages."""
-    images, stages = [], set()
-    for image, alias in FROM_LINE.findall(dockerfile):
-        if image not in stages:
-            images.append(image)
-        if alias:
-            stages.add(alias)
-    return images
-
-
-def python_prefix(version: str) -> str:
-    """Installation prefix of this machine's CPython ``version`` (never downloaded)."""
-    found = subprocess.run(
-        [uv_executable(), "python", "find", version],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
-        check=True,
-    ).stdout.strip()
-    prefix = subprocess.run(
-        [found, "-c", "import sys; print(sys.base_prefix)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    if prefix == "/usr":
-        pytest.fail(f"Python {version} at {found} is the system's; a standalone build is needed")
-    return prefix
-
-
-def ensure_image(name: str) -> None:
-    """Make ``name`` locally unless podman already has it."""
-    if podman("image", "exists", name, check=False).returncode == 0:
-        return
-    if python := PYTHON_IMAGE.match(name):
-        version = python.group(1)
-        command = [str(SCRIPTS / "python-base.sh"), python_prefix(version), version]
-        command += [name, f"docker.io/library/{name}"]
-    elif uv := UV_IMAGE.match(name):
-        command = [str(SCRIPTS / "uv-image.sh"), uv.group(1), name]
-    else:
-        pytest.fail(f"no recipe to make {name} locally; add one to tests/containers/")
-    made = subprocess.run(command, env=PODMAN_ENV, capture_output=True, text=True, timeout=900)
-    assert made.returncode == 0, made.stdout + made.stderr
 
 
 def free_port() -> int:
@@ -137,8 +57,7 @@ def test_the_image_builds_runs_as_non_root_and_serves_the_champion(
     trained_project, container_engine, tmp_path: Path
 ) -> None:
     project, _ = trained_project
-    for image in base_images((project / "Dockerfile").read_text()):
-        ensure_image(image)
+    ensure_base_images(project / "Dockerfile")
     tag = f"localhost/{project.name}-test:{time.time_ns()}"
     # Docker image format: OCI images cannot carry a HEALTHCHECK.
     podman("build", "--pull=never", "--format", "docker", "-t", tag, str(project))

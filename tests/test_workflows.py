@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TEMPLATE_ROOT, render, uv_executable
+from container_images import ensure_base_images
 from workflow_runner import Context, load_workflow, run_job
 from workflow_runner import default_inputs as dispatch_inputs
 
@@ -182,6 +183,8 @@ def test_every_step_of_the_workflow_runs_locally(
         git(project, "add", "-A")
         git(project, "commit", "--quiet", "--no-verify", "-m", "trained")
         git(project, "update-ref", "refs/remotes/origin/main", "HEAD")
+    if name == "cd":
+        ensure_base_images(project / "Dockerfile")  # the image build needs them locally
     run_workflow(project, name, github_env(tmp_path))
     summary = (tmp_path / "summary.md").read_text() if (tmp_path / "summary.md").exists() else ""
     if name == "ci":
