@@ -59,11 +59,15 @@ demo: dev ## Render a project with the defaults into .demo/ and run its golden p
 	@cat $(DEMO_DIR)/reports/metrics.json
 
 .PHONY: bench
-bench: bench-startup bench-serving ## Run every benchmark; results in benchmarks/results/
+bench: bench-startup bench-scale bench-serving ## Run every benchmark; results in benchmarks/results/
 
 .PHONY: bench-startup
 bench-startup: dev ## Time to first prediction, render, pipeline and test-suite times (3 runs)
 	$(RUN) python benchmarks/startup.py
+
+.PHONY: bench-scale
+bench-scale: dev ## The pipeline per stage on 100k and 1M synthetic rows: time and peak memory (3 runs)
+	$(RUN) python benchmarks/scale.py
 
 .PHONY: bench-serving
 bench-serving: dev ## Benchmark the generated service against a FastAPI baseline (needs wrk)

@@ -133,6 +133,13 @@ class ServeConfig(Strict):
     batching: BatchingConfig
 
 
+class SyntheticConfig(Strict):
+    """How synthetic tables for scale tests are made from the real data."""
+
+    jitter: float = Field(ge=0.0)
+    output_dir: Path
+
+
 class Params(Strict):
     """All parameters of the pipeline, as composed into ``params.yaml``."""
 
@@ -144,6 +151,7 @@ class Params(Strict):
     mlflow: MlflowConfig
     paths: PathsConfig
     serve: ServeConfig
+    synthetic: SyntheticConfig
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

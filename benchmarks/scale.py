@@ -1,0 +1,142 @@
+"""The generated pipeline at scale: synthetic tables of 100 thousand and 1 million rows.
+
+Renders a project with the defaults, has it generate synthetic tables with its own
+command (`make synthetic ROWS=...`: the shipped data resampled and jittered, same
+schema), points `data.source` at each one and runs every stage of `dvc.yaml` in
+order, RUNS times per size. For each stage: wall time and peak memory (the maximum
+resident set size of the stage's process tree, from wait4). Targets: the whole
+pipeline at 1M rows takes at most 12 times as long as at 100k, and no stage at 1M
+peaks above 2 GiB. Writes benchmarks/results/scale.json and prints a markdown table.
+
+Run with `make bench-scale`.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from startup import PYTHON_VERSION, RUNS, render, summary
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
+SIZES = [int(rows) for rows in os.environ.get("BENCH_ROWS", "100000,1000000").split(",")]
+TARGETS = {"time_ratio": 12.0, "peak_memory_mib": 2048.0}
+
+
+def stage_commands(project: Path) -> dict[str, str]:
+    """The pipeline's stages and their commands, in dvc.yaml's (data-flow) order."""
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    return {name: stage["cmd"] for name, stage in stages.items()}
+
+
+def project_env(project: Path) -> dict[str, str]:
+    """The environment `uv run` gives a stage: the project's .venv first on PATH."""
+    venv = project / ".venv"
+    return {**os.environ, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+
+
+def measured_run(command: str, project: Path) -> tuple[float, float]:
+    """Seconds and peak MiB of a shell command's process tree; fails loudly on error."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        shell=True,
+        cwd=project,
+        env=project_env(project),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    # wait4 reports the largest resident set of the child and its reaped descendants.
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{command!r} failed:\n{process.stderr.read().decode()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def run_pipeline(project: Path, rows: int) -> dict[str, dict[str, float]]:
+    """Compose params for the synthetic table of ``rows`` rows, then run every stage."""
+    source = f"data/synthetic/rows-{rows}.parquet"
+    python = str(project / ".venv" / "bin" / "python")
+    package = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
+    subprocess.run(
+        [python, "-m", f"{package}.config", f"data.source={source}"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+    stages = {}
+    for name, command in stage_commands(project).items():
+        seconds, mib = measured_run(command, project)
+        stages[name] = {"seconds": seconds, "peak_mib": mib}
+    return stages
+
+
+def main() -> None:
+    uv = os.environ.get("UV", "uv")
+    make = ["make", "--no-print-directory", f"UV={uv}"]
+    runs: dict[int, list[dict]] = {rows: [] for rows in SIZES}
+    with tempfile.TemporaryDirectory() as scratch:
+        project = Path(scratch) / "project"
+        render(project, ROOT, "--data", f"python_version={PYTHON_VERSION}")
+        subprocess.run([*make, "setup"], cwd=project, check=True, capture_output=True)
+        for rows in SIZES:
+            subprocess.run([*make, "synthetic", f"ROWS={rows}"], cwd=project, check=True)
+        for _ in range(RUNS):
+            for rows in SIZES:
+                stages = run_pipeline(project, rows)
+                runs[rows].append(stages)
+                print(json.dumps({"rows": rows, "stages": stages}), flush=True)
+
+    sizes = {}
+    for rows, measured in runs.items():
+        names = list(measured[0])
+        sizes[str(rows)] = {
+            "stages": {
+                name: {
+                    "seconds": summary([run[name]["seconds"] for run in measured]),
+                    "peak_mib": summary([run[name]["peak_mib"] for run in measured]),
+                }
+                for name in names
+            },
+            "total_seconds": summary([sum(s["seconds"] for s in run.values()) for run in measured]),
+            "peak_mib": summary([max(s["peak_mib"] for s in run.values()) for run in measured]),
+        }
+    small, large = str(min(SIZES)), str(max(SIZES))
+    ratios = [
+        big / little
+        for big, little in zip(
+            [sum(s["seconds"] for s in run.values()) for run in runs[max(SIZES)]],
+            [sum(s["seconds"] for s in run.values()) for run in runs[min(SIZES)]],
+            strict=True,
+        )
+    ]
+    measured = {"time_ratio": summary(ratios), "peak_memory_mib": sizes[large]["peak_mib"]}
+    report = {"runs": RUNS, "sizes": sizes, "measured": measured, "targets": TARGETS}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"| Stage | {small} rows: s | {large} rows: s | {small}: peak MiB | {large}: peak MiB |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name in sizes[small]["stages"]:
+        a, b = sizes[small]["stages"][name], sizes[large]["stages"][name]
+        print(
+            f"| {name} | {a['seconds']['median']:.1f} | {b['seconds']['median']:.1f} | "
+            f"{a['peak_mib']['median']:.0f} | {b['peak_mib']['median']:.0f} |"
+        )
+    for name, values in measured.items():
+        met = "yes" if values["median"] <= TARGETS[name] else "**no**"
+        print(
+            f"{name}: median {values['median']:.2f} (min {values['min']:.2f}, "
+            f"max {values['max']:.2f}), target {TARGETS[name]}: {met}"
+        )
+    print(f"median over {RUNS} runs; {statistics.median(ratios):.2f}x time for 10x rows")
+
+
+if __name__ == "__main__":
+    main()
