@@ -15,6 +15,8 @@ export UV
 export UV_PYTHON_DOWNLOADS := never
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
+# Tests start many Python processes; bytecode caches spare each one recompiling.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help
 help: ## List the targets with one line each

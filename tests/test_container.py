@@ -54,7 +54,7 @@ def wait_until_ready(url: str) -> None:
 
 @pytest.mark.parametrize("trained_project", ["classification"], indirect=True)
 def test_the_image_builds_runs_as_non_root_and_serves_the_champion(
-    trained_project, container_engine, tmp_path: Path
+    trained_project, tmp_path: Path
 ) -> None:
     project, _ = trained_project
     ensure_base_images(project / "Dockerfile")

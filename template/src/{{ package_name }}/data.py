@@ -8,7 +8,6 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from .config import DataConfig, TrainConfig, load_params
 
@@ -49,6 +48,9 @@ def split(
     frame: pd.DataFrame, data: DataConfig, train: TrainConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split into train and test sets, reproducibly and (for classification) stratified."""
+    # Imported here: scikit-learn takes longer to import than the prepare stage runs.
+    from sklearn.model_selection import train_test_split
+
     stratify = frame[data.target] if data.is_classification and train.stratify else None
     train_set, test_set = train_test_split(
         frame, test_size=train.test_size, random_state=train.seed, stratify=stratify
