@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import yaml
-from startup import PYTHON_VERSION, RUNS, render, summary
+from startup import PYTHON_VERSION, RUNS, render, summary, user_env
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
@@ -35,9 +35,10 @@ def stage_commands(project: Path) -> dict[str, str]:
 
 
 def project_env(project: Path) -> dict[str, str]:
-    """The environment `uv run` gives a stage: the project's .venv first on PATH."""
-    venv = project / ".venv"
-    return {**os.environ, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    """The environment `make pipeline` gives a stage: the project's .venv first on PATH."""
+    venv, env = project / ".venv", user_env()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the project's Makefile unexports it too
+    return {**env, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}"}
 
 
 def measured_run(command: str, project: Path) -> tuple[float, float]:
@@ -67,6 +68,7 @@ def run_pipeline(project: Path, rows: int) -> dict[str, dict[str, float]]:
     subprocess.run(
         [python, "-m", f"{package}.config", f"data.source={source}"],
         cwd=project,
+        env=project_env(project),
         check=True,
         capture_output=True,
     )
@@ -84,9 +86,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         project = Path(scratch) / "project"
         render(project, ROOT, "--data", f"python_version={PYTHON_VERSION}")
-        subprocess.run([*make, "setup"], cwd=project, check=True, capture_output=True)
-        for rows in SIZES:
-            subprocess.run([*make, "synthetic", f"ROWS={rows}"], cwd=project, check=True)
+        for target in ["setup", *(f"synthetic ROWS={rows}" for rows in SIZES)]:
+            command = [*make, *target.split()]
+            subprocess.run(command, cwd=project, env=user_env(), check=True, capture_output=True)
+        run_pipeline(project, min(SIZES))  # warm-up: the first run writes bytecode caches
         for _ in range(RUNS):
             for rows in SIZES:
                 stages = run_pipeline(project, rows)
