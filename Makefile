@@ -61,11 +61,16 @@ demo: dev ## Render a project with the defaults into .demo/ and run its golden p
 	@cat $(DEMO_DIR)/reports/metrics.json
 
 .PHONY: bench
-bench: bench-startup bench-scale bench-serving ## Run every benchmark; results in benchmarks/results/
+bench: bench-startup bench-floors bench-scale bench-serving ## Run every benchmark; results in benchmarks/results/, tables in the docs
+	$(RUN) python benchmarks/report.py
 
 .PHONY: bench-startup
 bench-startup: dev ## Time to first prediction, render, pipeline and test-suite times (3 runs)
 	$(RUN) python benchmarks/startup.py
+
+.PHONY: bench-floors
+bench-floors: dev ## Costs under the startup targets: resolution, bytecode compilation, MLflow, BentoML
+	$(RUN) python benchmarks/floors.py
 
 .PHONY: bench-scale
 bench-scale: dev ## The pipeline per stage on 100k and 1M synthetic rows: time and peak memory (3 runs)

@@ -2,8 +2,9 @@
 
 Renders a project with the defaults, trains it, then serves the same exported
 champion both ways, one after the other, on loopback, and loads each with wrk
-(same tool, same body, same connections and duration). Writes
-benchmarks/results/serving.json and prints a markdown table.
+(same tool, same body, same connections and duration), RUNS times per level after
+a discarded warm-up. Writes benchmarks/results/serving.json (median, min and max of
+each figure) and prints a markdown table.
 
 Run with `make bench` (needs wrk: `apt-get install wrk`).
 """
@@ -20,11 +21,12 @@ from pathlib import Path
 
 from copier import run_copy
 from servers import free_port, served, wait_ready
+from startup import RUNS, summary, user_env
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
 CONCURRENCIES = (16, 64)
-DURATION_SECONDS = 20
+DURATION_SECONDS = 10
 WRK_THREADS = 2
 WRK_SCRIPT = """
 wrk.method = "POST"
@@ -78,7 +80,51 @@ def measure(server: list[str], project: Path, body: Path, env: dict) -> dict:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url)
         load(url, body, CONCURRENCIES[0], project)  # warm-up, discarded
-        return {str(c): load(url, body, c, project) for c in CONCURRENCIES}
+        return {str(c): [load(url, body, c, project) for _ in range(RUNS)] for c in CONCURRENCIES}
+
+
+def summarized(runs: list[dict]) -> dict:
+    """Median, min and max of the rates and latencies of repeated loads; error totals."""
+    return {
+        **{
+            name: summary([run[name] for run in runs])
+            for name in ("requests_per_second", "p50_ms", "p99_ms")
+        },
+        "non_2xx": sum(run["non_2xx"] for run in runs),
+        "socket_errors": sum(run["socket_errors"] for run in runs),
+        "runs": runs,
+    }
+
+
+PREDICT_TIMING = """
+import json, statistics, sys, time
+import joblib, pandas as pd
+bundle = sys.argv[1]
+model = joblib.load(f"{bundle}/model.joblib")
+row = pd.DataFrame([json.load(open(f"{bundle}/example_request.json"))])
+def median_ms(frame, repeats=30):
+    model.predict_proba(frame) if hasattr(model, "predict_proba") else model.predict(frame)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.predict_proba(frame) if hasattr(model, "predict_proba") else model.predict(frame)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+print(json.dumps({"1": median_ms(row), "64": median_ms(pd.concat([row] * 64))}))
+"""
+
+
+def model_call_ms(python: str, bundle: Path, env: dict) -> dict:
+    """Median milliseconds of one model call on 1 and on 64 rows, in-process: the floor
+    under any server's latency."""
+    output = subprocess.run(
+        [python, "-c", PREDICT_TIMING, str(bundle)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output)
 
 
 def machine() -> dict:
@@ -117,7 +163,8 @@ def main() -> None:
         python = str(project / ".venv" / "bin" / "python")
         bundle = project / "models" / "champion"
         body = bundle / "example_request.json"
-        env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true", "MODEL_BUNDLE": str(bundle)}
+        env = {**user_env(), "BENTOML_DO_NOT_TRACK": "true", "MODEL_BUNDLE": str(bundle)}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as under `make serve`
         package = json.loads((bundle / "metadata.json").read_text())["model_name"]
         servers = {
             "bentoml": [
@@ -138,14 +185,23 @@ def main() -> None:
                 "{port}",
             ],
         }
-        results = {name: measure(command, project, body, env) for name, command in servers.items()}
+        model_call = model_call_ms(python, bundle, env)
+        raw = {name: measure(command, project, body, env) for name, command in servers.items()}
     low = str(CONCURRENCIES[0])
+    ratios = [
+        bento["requests_per_second"] / fast["requests_per_second"]
+        for bento, fast in zip(raw["bentoml"][low], raw["fastapi"][low], strict=True)
+    ]
     report = {
         "machine": machine(),
+        "runs": RUNS,
         "duration_seconds": DURATION_SECONDS,
-        "results": results,
-        "throughput_ratio_c16": results["bentoml"][low]["requests_per_second"]
-        / results["fastapi"][low]["requests_per_second"],
+        "results": {
+            name: {c: summarized(runs) for c, runs in by_level.items()}
+            for name, by_level in raw.items()
+        },
+        "throughput_ratio_c16": summary(ratios),
+        "model_call_ms": model_call,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
@@ -158,17 +214,24 @@ def markdown(report: dict) -> str:
         "| Server | Connections | Requests/s | p50 (ms) | p99 (ms) | Non-2xx | Socket errors |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+
+    def spread(values: dict, digits: int) -> str:
+        return (
+            f"{values['median']:.{digits}f} ({values['min']:.{digits}f}-{values['max']:.{digits}f})"
+        )
+
     for name, by_concurrency in report["results"].items():
         for connections, figures in by_concurrency.items():
             lines.append(
-                f"| {name} | {connections} | {figures['requests_per_second']:.0f} | "
-                f"{figures['p50_ms']:.1f} | {figures['p99_ms']:.1f} | {figures['non_2xx']} | "
-                f"{figures['socket_errors']} |"
+                f"| {name} | {connections} | {spread(figures['requests_per_second'], 0)} | "
+                f"{spread(figures['p50_ms'], 1)} | {spread(figures['p99_ms'], 1)} | "
+                f"{figures['non_2xx']} | {figures['socket_errors']} |"
             )
     machine_line = f"{report['machine']['cpus']} CPUs, {report['machine']['cpu']}"
-    ratio = f"{report['throughput_ratio_c16']:.2f}"
-    summary = f"Throughput ratio at 16 connections (BentoML / FastAPI): {ratio}."
-    return "\n".join(lines) + f"\n\n{summary} Machine: {machine_line}."
+    ratio = spread(report["throughput_ratio_c16"], 2)
+    runs = f"median (min-max) of {report['runs']} loads of {report['duration_seconds']} s each"
+    verdict = f"Throughput ratio at 16 connections (BentoML / FastAPI): {ratio}"
+    return "\n".join(lines) + f"\n\n{verdict}; {runs}. Machine: {machine_line}."
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The documentation site builds without a single warning."""
+"""The documentation site builds without a single warning and publishes measured figures."""
 
 import subprocess
 import sys
@@ -17,3 +17,13 @@ def test_the_docs_build_strictly(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "index.html").is_file()
+
+
+def test_the_published_benchmark_tables_are_the_measured_ones() -> None:
+    result = subprocess.run(
+        [sys.executable, str(TEMPLATE_ROOT / "benchmarks" / "report.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout

@@ -1,0 +1,197 @@
+"""Markdown tables of the benchmark results, written into README.md and docs/performance.md.
+
+Each table sits between `<!-- results:NAME -->` and `<!-- /results:NAME -->` markers and
+is generated from benchmarks/results/NAME.json, so the published figures are always
+the measured ones. `make bench` runs this last; `python benchmarks/report.py --check`
+fails when a document is out of date with the results (the template's tests run it).
+"""
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "performance.md"]
+
+STARTUP_LABELS = {
+    "render": "Render (`copier copy --defaults`)",
+    "environment": "Environment (`make setup`)",
+    "pipeline": "Cold `make pipeline`",
+    "service_ready": "Service ready (`bentoml serve`)",
+    "first_answer": "First answer",
+    "first_prediction_s": "**Time to first prediction** (sum of the five above)",
+    "render_ratio": "Render / one-file-template floor (ratio)",
+    "pipeline_cold_s": "Cold `make pipeline`",
+    "pipeline_unchanged_s": "Unchanged `make pipeline`",
+    "test_suite_s": "Generated `make test`",
+}
+
+
+def spread(values: dict, digits: int = 2) -> list[str]:
+    """Median, min and max as table cells."""
+    return [f"{values[key]:.{digits}f}" for key in ("median", "min", "max")]
+
+
+def verdict(value: float, target: float) -> str:
+    return "yes" if value <= target else "**no**"
+
+
+def row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def startup_table(report: dict) -> str:
+    """Time to first prediction by step, then each target with its verdict."""
+    lines = [
+        row(["Figure", "Median", "Min", "Max", "Target", "Met"]),
+        row(["---", *["---:"] * 4, "---"]),
+    ]
+    for step in ("render", "environment", "pipeline", "service_ready", "first_answer"):
+        lines.append(row([STARTUP_LABELS[step], *spread(report["steps"][step]), "", ""]))
+    for name, target in report["targets"].items():
+        values = report["measured"][name]
+        cells = [STARTUP_LABELS[name], *spread(values), f"{target:g}"]
+        lines.append(row([*cells, verdict(values["median"], target)]))
+    return "\n".join(lines) + f"\n\nSeconds unless a ratio; {report['runs']} fresh renders."
+
+
+def scale_table(report: dict) -> str:
+    """Seconds and peak MiB per stage at each size, then the two targets."""
+    sizes = list(report["sizes"])
+    header = ["Stage"]
+    for size in sizes:
+        header += [f"{int(size):,} rows: s", f"{int(size):,} rows: peak MiB"]
+    lines = [row(header), row(["---", *["---:"] * (len(header) - 1)])]
+    for stage in report["sizes"][sizes[0]]["stages"]:
+        cells = [f"`{stage}`"]
+        for size in sizes:
+            figures = report["sizes"][size]["stages"][stage]
+            cells += [f"{figures['seconds']['median']:.1f}", f"{figures['peak_mib']['median']:.0f}"]
+        lines.append(row(cells))
+    totals = ["**whole pipeline**"]
+    for size in sizes:
+        totals += [f"{report['sizes'][size]['total_seconds']['median']:.1f}"]
+        totals += [f"{report['sizes'][size]['peak_mib']['median']:.0f}"]
+    lines.append(row(totals))
+    ratio, memory = report["measured"]["time_ratio"], report["measured"]["peak_memory_mib"]
+    targets = report["targets"]
+    memory_met = verdict(memory["max"], targets["peak_memory_mib"])
+    return "\n".join(lines) + (
+        f"\n\nMedians of {report['runs']} runs. Time at {int(sizes[-1]):,} rows over time at "
+        f"{int(sizes[0]):,} rows: {ratio['median']:.2f} (min {ratio['min']:.2f}, max "
+        f"{ratio['max']:.2f}; target at most {targets['time_ratio']:g}: "
+        f"{verdict(ratio['median'], targets['time_ratio'])}). Peak memory of any stage at "
+        f"{int(sizes[-1]):,} rows: {memory['median']:.0f} MiB (max {memory['max']:.0f}; target at "
+        f"most {targets['peak_memory_mib']:g}: {memory_met})."
+    )
+
+
+def serving_table(report: dict) -> str:
+    """Requests per second and latency of each server at each connection count."""
+    lines = [
+        row(
+            [
+                "Server",
+                "Connections",
+                "Requests/s",
+                "p50 (ms)",
+                "p99 (ms)",
+                "Non-2xx",
+                "Socket errors",
+            ]
+        ),
+        row(["---", *["---:"] * 6]),
+    ]
+
+    def cell(values: dict, digits: int) -> str:
+        low, high = f"{values['min']:.{digits}f}", f"{values['max']:.{digits}f}"
+        return f"{values['median']:.{digits}f} ({low}-{high})"
+
+    names = {"bentoml": "BentoML (generated)", "fastapi": "FastAPI baseline"}
+    for name, by_level in report["results"].items():
+        for connections, figures in by_level.items():
+            lines.append(
+                row(
+                    [
+                        names.get(name, name),
+                        connections,
+                        cell(figures["requests_per_second"], 0),
+                        cell(figures["p50_ms"], 1),
+                        cell(figures["p99_ms"], 1),
+                        str(figures["non_2xx"]),
+                        str(figures["socket_errors"]),
+                    ]
+                )
+            )
+    ratio = report["throughput_ratio_c16"]
+    return "\n".join(lines) + (
+        f"\n\nMedian (min-max) of {report['runs']} loads of {report['duration_seconds']} s per "
+        f"level. Throughput at 16 connections, BentoML over FastAPI: {ratio['median']:.2f} "
+        f"(min {ratio['min']:.2f}). One call of the model, in-process: "
+        f"{report['model_call_ms']['1']:.1f} ms for 1 row, {report['model_call_ms']['64']:.1f} ms "
+        f"for 64. Machine: {report['machine']['cpus']} CPUs, {report['machine']['cpu']}."
+    )
+
+
+FLOOR_LABELS = {
+    "resolve": "uv resolving the dependencies in `make setup` (no lockfile yet)",
+    "first_imports_fresh": "Importing pandas, pandera, scikit-learn, MLflow: fresh environment",
+    "first_imports_cached": "The same imports, bytecode cached",
+    "bytecode_compile": "**Bytecode compilation on first import** (difference of the two)",
+    "mlflow_store_created": "Import MLflow and create the SQLite store (first pipeline run)",
+    "mlflow_per_process": "Import MLflow and open the existing store (train, evaluate)",
+    "precompile_all": "`uv sync --compile-bytecode`: compiling the whole environment instead",
+}
+
+
+def floors_table(report: dict) -> str:
+    """The measured costs under the startup figures."""
+    lines = [row(["Cost", "Median", "Min", "Max"]), row(["---", *["---:"] * 3])]
+    for name, label in FLOOR_LABELS.items():
+        lines.append(row([label, *spread(report["figures"][name])]))
+    files = report["figures"]["precompiled_files"]["median"]
+    return "\n".join(lines) + f"\n\nSeconds; {report['runs']} fresh renders; {files:,.0f} files."
+
+
+TABLES: dict[str, Callable[[dict], str]] = {
+    "floors": floors_table,
+    "startup": startup_table,
+    "scale": scale_table,
+    "serving": serving_table,
+}
+
+
+def rendered(text: str) -> str:
+    """``text`` with every marked table regenerated from its results file."""
+    for name, table in TABLES.items():
+        start, end = f"<!-- results:{name} -->\n", f"<!-- /results:{name} -->"
+        pattern = re.compile(rf"({re.escape(start)})(?:.*?\n)?({re.escape(end)})", re.S)
+        results = RESULTS / f"{name}.json"
+        if pattern.search(text) and results.exists():
+            body = table(json.loads(results.read_text()))
+            text = pattern.sub(lambda m, body=body: f"{m.group(1)}{body}\n{m.group(2)}", text)
+    return text
+
+
+def main() -> None:
+    check = "--check" in sys.argv[1:]
+    stale = []
+    for document in DOCUMENTS:
+        text = document.read_text()
+        fresh = rendered(text)
+        if fresh != text:
+            stale.append(document.relative_to(ROOT))
+            if not check:
+                document.write_text(fresh)
+    if check and stale:
+        sys.exit(f"out of date with benchmarks/results/: {', '.join(map(str, stale))}")
+    print(
+        ("stale: " if check else "updated: ") + ", ".join(map(str, stale)) if stale else "current"
+    )
+
+
+if __name__ == "__main__":
+    main()
