@@ -27,6 +27,7 @@ STARTUP_LABELS = {
     "pipeline_cold_s": "Cold `make pipeline`",
     "pipeline_unchanged_s": "Unchanged `make pipeline`",
     "test_suite_s": "Generated `make test`",
+    "forced_pipeline": "Every stage again, bytecode cached and store created (`DVC_FLAGS=--force`)",
 }
 
 
@@ -51,6 +52,9 @@ def startup_table(report: dict) -> str:
     ]
     for step in ("render", "environment", "pipeline", "service_ready", "first_answer"):
         lines.append(row([STARTUP_LABELS[step], *spread(report["steps"][step]), "", ""]))
+    if "forced_pipeline" in report["steps"]:
+        forced = spread(report["steps"]["forced_pipeline"])
+        lines.append(row([STARTUP_LABELS["forced_pipeline"], *forced, "", ""]))
     for name, target in report["targets"].items():
         values = report["measured"][name]
         cells = [STARTUP_LABELS[name], *spread(values), f"{target:g}"]

@@ -55,8 +55,9 @@ def uv_executable() -> str:
 
 def run_make(project: Path, target: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run a make target of a generated project; fail the test with its output."""
-    # The project has its own .venv: the template's must not leak into it.
-    environment = {name: value for name, value in os.environ.items() if name != "VIRTUAL_ENV"}
+    # As from a developer's shell: the project has its own .venv, so the template's must
+    # not leak into it, and CI's CI=true would make `make setup` refuse to re-lock.
+    environment = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CI")}
     result = subprocess.run(
         ["make", "--no-print-directory", target, f"UV={uv_executable()}"],
         cwd=project,
