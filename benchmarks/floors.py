@@ -8,7 +8,7 @@ In a fresh render with the defaults (warm uv cache), measured RUNS times each:
 - MLflow: importing it and opening the SQLite tracking store, first when the store is
   created (the first pipeline run) and then as train and evaluate each pay it;
 - precompiling: `uv sync --compile-bytecode`, compiling the whole environment up front.
-Writes benchmarks/results/floors.json and prints a markdown table.
+Writes benchmarks/results/floors.json and prints the table report.py publishes.
 
 Run with `make bench-floors`.
 """
@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from report import floors_table
 from startup import PYTHON_VERSION, RUNS, render, summary, user_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,11 +37,11 @@ MLFLOW_STORE = (
 
 def python_seconds(project: Path, code: str) -> float:
     """Wall time of ``python -c code`` in the project's environment, bytecode writes on."""
-    env = user_env()
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     python = str(project / ".venv" / "bin" / "python")
-    subprocess.run([python, "-c", code], cwd=project, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [python, "-c", code], cwd=project, env=user_env(), check=True, capture_output=True
+    )
     return time.perf_counter() - started
 
 
@@ -92,9 +93,7 @@ def main() -> None:
     report = {"runs": RUNS, "figures": figures}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    for name, values in figures.items():
-        spread = f"min {values['min']:.2f}, max {values['max']:.2f}"
-        print(f"{name}: median {values['median']:.2f} s ({spread})")
+    print(floors_table(report))
 
 
 if __name__ == "__main__":

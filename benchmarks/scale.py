@@ -6,20 +6,21 @@ schema), points `data.source` at each one and runs every stage of `dvc.yaml` in
 order, RUNS times per size. For each stage: wall time and peak memory (the maximum
 resident set size of the stage's process tree, from wait4). Targets: the whole
 pipeline at 1M rows takes at most 12 times as long as at 100k, and no stage at 1M
-peaks above 2 GiB. Writes benchmarks/results/scale.json and prints a markdown table.
+peaks above 2 GiB. Writes benchmarks/results/scale.json and prints the table report.py
+publishes.
 
 Run with `make bench-scale`.
 """
 
 import json
 import os
-import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from report import scale_table
 from startup import PYTHON_VERSION, RUNS, render, summary, user_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,26 +38,28 @@ def stage_commands(project: Path) -> dict[str, str]:
 def project_env(project: Path) -> dict[str, str]:
     """The environment `make pipeline` gives a stage: the project's .venv first on PATH."""
     venv, env = project / ".venv", user_env()
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the project's Makefile unexports it too
     return {**env, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}"}
 
 
 def measured_run(command: str, project: Path) -> tuple[float, float]:
     """Seconds and peak MiB of a shell command's process tree; fails loudly on error."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        shell=True,
-        cwd=project,
-        env=project_env(project),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    # wait4 reports the largest resident set of the child and its reaped descendants.
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{command!r} failed:\n{process.stderr.read().decode()[-3000:]}")
+    # stderr goes to a file: a stage writing more than a pipe holds would block wait4.
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command,
+            shell=True,
+            cwd=project,
+            env=project_env(project),
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+        # wait4 reports the largest resident set of the child and its reaped descendants.
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise RuntimeError(f"{command!r} failed:\n{errors.read().decode()[-3000:]}")
     return seconds, usage.ru_maxrss / 1024
 
 
@@ -96,49 +99,33 @@ def main() -> None:
                 runs[rows].append(stages)
                 print(json.dumps({"rows": rows, "stages": stages}), flush=True)
 
+    totals = {
+        rows: [sum(s["seconds"] for s in run.values()) for run in runs[rows]] for rows in SIZES
+    }
     sizes = {}
     for rows, measured in runs.items():
-        names = list(measured[0])
         sizes[str(rows)] = {
             "stages": {
                 name: {
                     "seconds": summary([run[name]["seconds"] for run in measured]),
                     "peak_mib": summary([run[name]["peak_mib"] for run in measured]),
                 }
-                for name in names
+                for name in measured[0]
             },
-            "total_seconds": summary([sum(s["seconds"] for s in run.values()) for run in measured]),
+            "total_seconds": summary(totals[rows]),
             "peak_mib": summary([max(s["peak_mib"] for s in run.values()) for run in measured]),
         }
-    small, large = str(min(SIZES)), str(max(SIZES))
     ratios = [
-        big / little
-        for big, little in zip(
-            [sum(s["seconds"] for s in run.values()) for run in runs[max(SIZES)]],
-            [sum(s["seconds"] for s in run.values()) for run in runs[min(SIZES)]],
-            strict=True,
-        )
+        big / little for big, little in zip(totals[max(SIZES)], totals[min(SIZES)], strict=True)
     ]
-    measured = {"time_ratio": summary(ratios), "peak_memory_mib": sizes[large]["peak_mib"]}
+    measured = {
+        "time_ratio": summary(ratios),
+        "peak_memory_mib": sizes[str(max(SIZES))]["peak_mib"],
+    }
     report = {"runs": RUNS, "sizes": sizes, "measured": measured, "targets": TARGETS}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-
-    print(f"| Stage | {small} rows: s | {large} rows: s | {small}: peak MiB | {large}: peak MiB |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name in sizes[small]["stages"]:
-        a, b = sizes[small]["stages"][name], sizes[large]["stages"][name]
-        print(
-            f"| {name} | {a['seconds']['median']:.1f} | {b['seconds']['median']:.1f} | "
-            f"{a['peak_mib']['median']:.0f} | {b['peak_mib']['median']:.0f} |"
-        )
-    for name, values in measured.items():
-        met = "yes" if values["median"] <= TARGETS[name] else "**no**"
-        print(
-            f"{name}: median {values['median']:.2f} (min {values['min']:.2f}, "
-            f"max {values['max']:.2f}), target {TARGETS[name]}: {met}"
-        )
-    print(f"median over {RUNS} runs; {statistics.median(ratios):.2f}x time for 10x rows")
+    print(scale_table(report))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Renders a project with the defaults, trains it, then serves the same exported
 champion both ways, one after the other, on loopback, and loads each with wrk
 (same tool, same body, same connections and duration), RUNS times per level after
 a discarded warm-up. Writes benchmarks/results/serving.json (median, min and max of
-each figure) and prints a markdown table.
+each figure) and prints the table report.py publishes.
 
 Run with `make bench` (needs wrk: `apt-get install wrk`).
 """
@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from copier import run_copy
+from report import serving_table
 from servers import free_port, served, wait_ready
 from startup import RUNS, summary, user_env
 
@@ -102,12 +103,13 @@ import joblib, pandas as pd
 bundle = sys.argv[1]
 model = joblib.load(f"{bundle}/model.joblib")
 row = pd.DataFrame([json.load(open(f"{bundle}/example_request.json"))])
+call = model.predict_proba if hasattr(model, "predict_proba") else model.predict
 def median_ms(frame, repeats=30):
-    model.predict_proba(frame) if hasattr(model, "predict_proba") else model.predict(frame)
+    call(frame)  # warm-up
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        model.predict_proba(frame) if hasattr(model, "predict_proba") else model.predict(frame)
+        call(frame)
         times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
 print(json.dumps({"1": median_ms(row), "64": median_ms(pd.concat([row] * 64))}))
@@ -164,7 +166,6 @@ def main() -> None:
         bundle = project / "models" / "champion"
         body = bundle / "example_request.json"
         env = {**user_env(), "BENTOML_DO_NOT_TRACK": "true", "MODEL_BUNDLE": str(bundle)}
-        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as under `make serve`
         package = json.loads((bundle / "metadata.json").read_text())["model_name"]
         servers = {
             "bentoml": [
@@ -205,33 +206,7 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(markdown(report))
-
-
-def markdown(report: dict) -> str:
-    """The results as the README's table."""
-    lines = [
-        "| Server | Connections | Requests/s | p50 (ms) | p99 (ms) | Non-2xx | Socket errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-
-    def spread(values: dict, digits: int) -> str:
-        return (
-            f"{values['median']:.{digits}f} ({values['min']:.{digits}f}-{values['max']:.{digits}f})"
-        )
-
-    for name, by_concurrency in report["results"].items():
-        for connections, figures in by_concurrency.items():
-            lines.append(
-                f"| {name} | {connections} | {spread(figures['requests_per_second'], 0)} | "
-                f"{spread(figures['p50_ms'], 1)} | {spread(figures['p99_ms'], 1)} | "
-                f"{figures['non_2xx']} | {figures['socket_errors']} |"
-            )
-    machine_line = f"{report['machine']['cpus']} CPUs, {report['machine']['cpu']}"
-    ratio = spread(report["throughput_ratio_c16"], 2)
-    runs = f"median (min-max) of {report['runs']} loads of {report['duration_seconds']} s each"
-    verdict = f"Throughput ratio at 16 connections (BentoML / FastAPI): {ratio}"
-    return "\n".join(lines) + f"\n\n{verdict}; {runs}. Machine: {machine_line}."
+    print(serving_table(report))
 
 
 if __name__ == "__main__":

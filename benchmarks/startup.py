@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from report import startup_table
 from servers import free_port, served, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,15 +41,17 @@ TARGETS = {
 
 
 def user_env() -> dict[str, str]:
-    """The environment of a user's shell: this benchmark's own virtualenv left out.
+    """The environment a generated project's make targets give its commands.
 
     `make bench` runs under the template's `uv run`; a generated project's commands
-    must not see that environment (it made them measurably slower and less like a
-    user's `make pipeline`).
+    must not see that virtualenv (it made them measurably slower and less like a
+    user's `make pipeline`). PYTHONDONTWRITEBYTECODE goes too, as the generated
+    Makefile unexports it.
     """
     own_bin = str(Path(sys.prefix) / "bin")
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != own_bin)
-    env = {name: value for name, value in os.environ.items() if name != "VIRTUAL_ENV"}
+    dropped = ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")
+    env = {name: value for name, value in os.environ.items() if name not in dropped}
     return {**env, "PATH": path}
 
 
@@ -74,9 +77,7 @@ def first_prediction(scratch: Path, uv: str) -> dict:
     package = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    # As `make serve` starts it: no telemetry, bytecode caches written.
-    env = {**user_env(), "BENTOML_DO_NOT_TRACK": "true"}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env = {**user_env(), "BENTOML_DO_NOT_TRACK": "true"}  # as `make serve` starts it
     bentoml = str(project / ".venv" / "bin" / "bentoml")
     command = [bentoml, "serve", f"{package}.serve:ModelService", "--port", str(port)]
     started = time.perf_counter()
@@ -136,15 +137,7 @@ def main() -> None:
     report = {"runs": RUNS, "steps": figures, "measured": measured, "targets": TARGETS}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print("| Figure | Median | Min | Max | Target | Met |")
-    print("| --- | ---: | ---: | ---: | ---: | --- |")
-    for name, values in {**{f"step: {k}": v for k, v in figures.items()}, **measured}.items():
-        target = TARGETS.get(name)
-        met = "" if target is None else ("yes" if values["median"] <= target else "**no**")
-        print(
-            f"| {name} | {values['median']:.2f} | {values['min']:.2f} | {values['max']:.2f} | "
-            f"{'' if target is None else target} | {met} |"
-        )
+    print(startup_table(report))
 
 
 if __name__ == "__main__":
