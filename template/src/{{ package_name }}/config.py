@@ -140,6 +140,73 @@ class SyntheticConfig(Strict):
     output_dir: Path
 
 
+class ManualProcedure(Strict):
+    """A rubric test done by people, and the files that show it is in place."""
+
+    procedure: str
+    evidence: list[str]
+
+
+class TuningConfig(Strict):
+    """The grid the configured hyperparameters are checked against, per estimator class."""
+
+    folds: int = Field(ge=2)
+    tolerance: float = Field(ge=0.0)
+    search_spaces: dict[str, dict[str, list[Any]]]
+
+
+class StalenessConfig(Strict):
+    """How much a model trained without the newest period may lose on it."""
+
+    time_column: str
+    max_loss: float = Field(ge=0.0)
+
+
+class SliceCheckConfig(Strict):
+    """Thresholds every large enough data slice must meet."""
+
+    min_rows: int = Field(ge=1)
+    thresholds: dict[str, Threshold]
+
+
+class InclusionConfig(Strict):
+    """Largest metric gap allowed between the groups of a sensitive attribute."""
+
+    column: str
+    min_rows: int = Field(ge=1)
+    max_gap: float = Field(ge=0.0)
+
+
+class LatencyConfig(Strict):
+    """How prediction time is measured and how much it may regress."""
+
+    rows: int = Field(ge=1)
+    repeats: int = Field(ge=1)
+    max_slowdown: float = Field(ge=1.0)
+    baseline: Path
+
+
+class MlTestScoreConfig(Strict):
+    """What ``make ml-test-score`` requires, and the thresholds of its checks."""
+
+    fail_under: float = Field(ge=0.0)
+    report: Path
+    manual: dict[str, ManualProcedure] = {}
+    min_mutual_information: float = Field(ge=0.0)
+    max_bytes_per_row: int = Field(ge=1)
+    max_ms_per_1k_rows: float = Field(gt=0.0)
+    allowed_dtypes: list[Literal["float", "int", "str"]]
+    pii_column_patterns: list[str]
+    pii_value_patterns: dict[str, str]
+    tuning: TuningConfig
+    staleness: StalenessConfig
+    simpler_model: str
+    simpler_model_tolerance: float = Field(ge=0.0)
+    slices: SliceCheckConfig
+    inclusion: InclusionConfig
+    latency: LatencyConfig
+
+
 class Params(Strict):
     """All parameters of the pipeline, as composed into ``params.yaml``."""
 
@@ -152,6 +219,7 @@ class Params(Strict):
     paths: PathsConfig
     serve: ServeConfig
     synthetic: SyntheticConfig
+    ml_test_score: MlTestScoreConfig
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
