@@ -9,7 +9,7 @@ writes (JSON Lines, one line per predicted record) and runs the named jobs:
   against training, and the bundle's model re-predicting the logged features
   (a difference means features are computed differently when serving);
 - ``online``: the task's metrics on log rows whose labels arrived
-  (``logs/labels.csv``), against the offline metrics in ``reports/metrics.json``.
+  (``logs/labels.csv``), against the same model's metrics on the test split.
 
 Each job writes a markdown report (drift also a plot) to ``monitor.report_dir``.
 The command fails when a job finds a problem past the thresholds in
@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from .config import DataConfig, DriftConfig, MonitorConfig, Params, SkewConfig, load_params
-from .evaluate import classification_metrics, regression_metrics
+from .evaluate import classification_metrics, regression_metrics, score
 from .export import METADATA_FILE, MODEL_FILE
 
 LOG_PATH_VARIABLE = "PREDICTION_LOG"
@@ -565,20 +565,27 @@ def run_skew(params: Params) -> list[str]:
 
 
 def run_online(params: Params) -> list[str]:
-    """Online job: write the report; return the problems found."""
+    """Online job: write the report; return the problems found.
+
+    Offline means the exported model scored on the test split, as the evaluate
+    stage scores it: ``reports/metrics.json`` holds the same numbers when the last
+    run promoted its model, but a challenger's when it did not.
+    """
     config = params.monitor
     log = read_prediction_log(prediction_log_path(config), config.min_rows)
-    truth = labeled_rows(log, config.labels, params.data.target, config.min_rows)
-    online = online_scores(log, truth, params.data.is_classification)
-    offline = json.loads(params.paths.metrics.read_text())
+    model, version = bundle_model(params)
+    answered = served_by(log, version)
+    truth = labeled_rows(answered, config.labels, params.data.target, config.min_rows)
+    online = online_scores(answered, truth, params.data.is_classification)
+    offline = score(model, pd.read_parquet(params.paths.test), params)
     table = online_offline_table(online, offline, config.online.tolerance)
     too_far = table.loc[table["too_far"], "metric"].tolist()
     summary = f"{len(too_far)} of {len(table)} metrics outside their tolerance" + (
         f": {', '.join(too_far)}" if too_far else ""
     )
     context = [
-        f"{len(truth)} labeled records ({config.labels}) of {len(log)} logged; "
-        f"offline metrics from {params.paths.metrics} (the test split).",
+        f"{len(truth)} labeled records ({config.labels}) answered by model v{version} "
+        f"({len(log)} logged in all); offline: the same model on {params.paths.test}.",
     ]
     write_report(
         config.report_dir / "online.md", "Online vs offline metrics", context, table, summary
