@@ -604,16 +604,21 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="write the reports, never fail")
     args = parser.parse_args()
     params = load_params()
-    problems = []
+    failed, reported = [], []
     for job in args.jobs:
         try:
-            problems += JOBS[job](params)
+            problems = JOBS[job](params)
         except NotEnoughData as reason:
             print(f"{job}: no verdict: {reason}")
-            problems.append(f"{job}: no verdict: {reason}")
-    print(f"reports in {params.monitor.report_dir}/")
-    if problems and not args.report_only:
-        raise SystemExit("monitor: " + " | ".join(problems))
+            failed.append(f"{job} (no verdict)")
+            continue
+        reported.append(job)
+        if problems:
+            failed.append(job)
+    if reported:
+        print(f"reports of {', '.join(reported)} in {params.monitor.report_dir}/")
+    if failed and not args.report_only:
+        raise SystemExit(f"monitor: failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
