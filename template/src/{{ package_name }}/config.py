@@ -140,6 +140,43 @@ class SyntheticConfig(Strict):
     output_dir: Path
 
 
+class DriftConfig(Strict):
+    """When a feature counts as drifted from the training data."""
+
+    bins: int = Field(ge=2)
+    psi_max: float = Field(gt=0.0)
+    p_value_min: float = Field(ge=0.0, le=1.0)
+    max_drifted_features: int = Field(ge=0)
+
+
+class SkewConfig(Strict):
+    """How far logged features and predictions may stray from training."""
+
+    mean_shift_max: float = Field(gt=0.0)
+    std_ratio_max: float = Field(ge=1.0)
+    missing_rate_change_max: float = Field(ge=0.0, le=1.0)
+    category_frequency_change_max: float = Field(ge=0.0, le=1.0)
+    prediction_psi_max: float = Field(gt=0.0)
+    prediction_mismatch_max: float = Field(ge=0.0, le=1.0)
+    prediction_rtol: float = Field(ge=0.0)
+
+
+class OnlineConfig(Strict):
+    """How close metrics on labeled serving traffic must stay to the offline ones."""
+
+    tolerance: dict[str, float]
+
+
+class MonitorConfig(Strict):
+    """Monitoring jobs on the service's prediction log."""
+
+    prediction_log: Path
+    labels: Path
+    report_dir: Path
+    min_rows: int = Field(ge=1)
+    drift: DriftConfig
+    skew: SkewConfig
+    online: OnlineConfig
 class ManualProcedure(Strict):
     """A rubric test done by people, and the files that show it is in place."""
 
@@ -219,6 +256,7 @@ class Params(Strict):
     paths: PathsConfig
     serve: ServeConfig
     synthetic: SyntheticConfig
+    monitor: MonitorConfig
     ml_test_score: MlTestScoreConfig
 
 
