@@ -177,6 +177,8 @@ class MonitorConfig(Strict):
     drift: DriftConfig
     skew: SkewConfig
     online: OnlineConfig
+
+
 class ManualProcedure(Strict):
     """A rubric test done by people, and the files that show it is in place."""
 
