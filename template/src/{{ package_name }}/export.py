@@ -3,8 +3,9 @@
 ``python -m <package>.export`` is the DVC stage after ``evaluate``. It takes the
 model version the registry calls ``champion`` and writes a self-contained bundle
 to ``paths.bundle``: the fitted pipeline, its identity (name, version, alias,
-run), the input schema the service validates requests against, the serving
-settings and an example request. The service and its image need only this
+run, training time), the input schema the service validates requests against,
+a reference record from the training data (what explanations compare against),
+the serving settings and an example request. The service and its image need only this
 folder: no MLflow, no tracking server.
 """
 
@@ -40,17 +41,34 @@ def example_request(table: pd.DataFrame, params: Params) -> dict:
     }
 
 
-def bundle_metadata(model, params: Params, version: str, run_id: str) -> dict:
-    """What the service needs besides the model: identity, task, input schema, settings."""
+def reference_record(train: pd.DataFrame, params: Params) -> dict:
+    """A typical input: each numeric column's median, each categorical column's mode.
+
+    Explanations measure a column's contribution as the change in prediction when
+    the caller's value is replaced by this one.
+    """
+    numeric = {column: float(train[column].median()) for column in params.data.numeric_features}
+    categorical = {
+        column: str(train[column].mode().iloc[0]) for column in params.data.categorical_features
+    }
+    return {column: {**numeric, **categorical}[column] for column in params.data.input_columns}
+
+
+def bundle_metadata(
+    model, params: Params, version: str, run_id: str, trained_at: str, reference: dict
+) -> dict:
+    """What the service needs besides the model: identity, task, schema, reference, settings."""
     return {
         "model_name": params.mlflow.registered_model_name,
         "model_version": version,
         "model_alias": params.mlflow.champion_alias,
         "run_id": run_id,
+        "trained_at": trained_at,
         "task": params.data.task,
         "target": params.data.target,
         "classes": [str(label) for label in getattr(model, "classes_", [])],
         "input_schema": input_schema(params),
+        "reference": reference,
         "serve": params.serve.model_dump(),
     }
 
@@ -63,8 +81,8 @@ def write_bundle(model, metadata: dict, example: dict, bundle: Path) -> None:
     (bundle / EXAMPLE_FILE).write_text(json.dumps(example, indent=2, default=str) + "\n")
 
 
-def champion(params: Params) -> tuple[Any, str, str]:
-    """The champion's fitted pipeline, version and run, as this run's evaluation left it.
+def champion(params: Params) -> tuple[Any, str, str, str]:
+    """The champion's fitted pipeline, version, run and training time, as evaluation left it.
 
     When evaluation just promoted the challenger, the champion is the model the
     train stage saved, so it is read from disk: that spares this stage MLflow's
@@ -72,7 +90,12 @@ def champion(params: Params) -> tuple[Any, str, str]:
     """
     if json.loads(params.paths.promotion.read_text())["promote"]:
         registration = json.loads(params.paths.registration.read_text())
-        return joblib.load(params.paths.model), registration["version"], registration["run_id"]
+        return (
+            joblib.load(params.paths.model),
+            registration["version"],
+            registration["run_id"],
+            registration["trained_at"],
+        )
 
     from . import registry
 
@@ -85,14 +108,16 @@ def champion(params: Params) -> tuple[Any, str, str]:
             "a model becomes champion when it meets the thresholds in conf/evaluate/"
         )
     model = registry.load_version(params.mlflow, version.version)
-    return model, str(version.version), version.run_id
+    trained_at = registry.trained_at(client, version.run_id)
+    return model, str(version.version), version.run_id, trained_at
 
 
 def main() -> None:
     """Export the current champion to ``paths.bundle``."""
     params = load_params()
-    model, version, run_id = champion(params)
-    metadata = bundle_metadata(model, params, version, run_id)
+    model, version, run_id, trained_at = champion(params)
+    reference = reference_record(pd.read_parquet(params.paths.train), params)
+    metadata = bundle_metadata(model, params, version, run_id, trained_at, reference)
     example = example_request(pd.read_parquet(params.paths.test), params)
     write_bundle(model, metadata, example, params.paths.bundle)
     alias = params.mlflow.champion_alias

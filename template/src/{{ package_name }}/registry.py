@@ -7,6 +7,7 @@ team server needs no change here.
 
 import os
 import subprocess
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,18 @@ def log_and_register(
         "model_uri": info.model_uri,
         "model_name": params.mlflow.registered_model_name,
         "version": version_number,
+        "trained_at": run_start_time(run.info.start_time),
     }
+
+
+def run_start_time(start_time_ms: int) -> str:
+    """An MLflow run's start time (milliseconds since the epoch) as ISO-8601 UTC."""
+    return datetime.fromtimestamp(start_time_ms / 1000, tz=UTC).isoformat()
+
+
+def trained_at(client: MlflowClient, run_id: str) -> str:
+    """When the run that trained a model started, as ISO-8601 UTC."""
+    return run_start_time(client.get_run(run_id).info.start_time)
 
 
 def version_by_alias(client: MlflowClient, config: MlflowConfig, alias: str) -> ModelVersion | None:
