@@ -81,22 +81,8 @@ def write_bundle(model, metadata: dict, example: dict, bundle: Path) -> None:
     (bundle / EXAMPLE_FILE).write_text(json.dumps(example, indent=2, default=str) + "\n")
 
 
-def champion(params: Params) -> tuple[Any, str, str, str]:
-    """The champion's fitted pipeline, version, run and training time, as evaluation left it.
-
-    When evaluation just promoted the challenger, the champion is the model the
-    train stage saved, so it is read from disk: that spares this stage MLflow's
-    start-up, seconds on every run. Otherwise it comes from the registry.
-    """
-    if json.loads(params.paths.promotion.read_text())["promote"]:
-        registration = json.loads(params.paths.registration.read_text())
-        return (
-            joblib.load(params.paths.model),
-            registration["version"],
-            registration["run_id"],
-            registration["trained_at"],
-        )
-
+def registry_champion(params: Params) -> tuple[Any, str, str, str]:
+    """The fitted pipeline, version, run and training time of the registry's champion."""
     from . import registry
 
     client = registry.configure(params.mlflow)
@@ -112,16 +98,42 @@ def champion(params: Params) -> tuple[Any, str, str, str]:
     return model, str(version.version), version.run_id, trained_at
 
 
-def main() -> None:
-    """Export the current champion to ``paths.bundle``."""
-    params = load_params()
-    model, version, run_id, trained_at = champion(params)
+def champion(params: Params) -> tuple[Any, str, str, str]:
+    """The champion's fitted pipeline, version, run and training time, as evaluation left it.
+
+    When evaluation just promoted the challenger, the champion is the model the
+    train stage saved, so it is read from disk: that spares this stage MLflow's
+    start-up, seconds on every run. Otherwise it comes from the registry.
+    """
+    if json.loads(params.paths.promotion.read_text())["promote"]:
+        registration = json.loads(params.paths.registration.read_text())
+        return (
+            joblib.load(params.paths.model),
+            registration["version"],
+            registration["run_id"],
+            registration["trained_at"],
+        )
+    return registry_champion(params)
+
+
+def export(params: Params, model, version: str, run_id: str, trained_at: str) -> dict:
+    """Write the bundle of one model version to ``paths.bundle``; return its metadata."""
     reference = reference_record(pd.read_parquet(params.paths.train), params)
     metadata = bundle_metadata(model, params, version, run_id, trained_at, reference)
     example = example_request(pd.read_parquet(params.paths.test), params)
     write_bundle(model, metadata, example, params.paths.bundle)
+    return metadata
+
+
+def main() -> None:
+    """Export the current champion to ``paths.bundle``."""
+    params = load_params()
+    metadata = export(params, *champion(params))
     alias = params.mlflow.champion_alias
-    print(f"export: {metadata['model_name']} v{version} ('{alias}') -> {params.paths.bundle}")
+    print(
+        f"export: {metadata['model_name']} v{metadata['model_version']} ('{alias}') "
+        f"-> {params.paths.bundle}"
+    )
 
 
 if __name__ == "__main__":
