@@ -129,6 +129,13 @@ class PredictionLogConfig(Strict):
     sample_rate: float = Field(ge=0.0, le=1.0)
 
 
+class CanaryConfig(Strict):
+    """How the challenger sees live traffic before it could be promoted."""
+
+    mode: Literal["off", "split", "shadow"]
+    fraction: float = Field(ge=0.0, le=1.0)
+
+
 class ServeConfig(Strict):
     """How the prediction service runs."""
 
@@ -140,6 +147,7 @@ class ServeConfig(Strict):
     max_model_age_days: float = Field(gt=0)
     batching: BatchingConfig
     prediction_log: PredictionLogConfig
+    canary: CanaryConfig
 
 
 class SyntheticConfig(Strict):

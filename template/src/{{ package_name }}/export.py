@@ -19,6 +19,7 @@ import pandas as pd
 from .config import Params, load_params
 
 MODEL_FILE = "model.joblib"
+CHALLENGER_FILE = "challenger.joblib"
 METADATA_FILE = "metadata.json"
 EXAMPLE_FILE = "example_request.json"
 
@@ -55,9 +56,19 @@ def reference_record(train: pd.DataFrame, params: Params) -> dict:
 
 
 def bundle_metadata(
-    model, params: Params, version: str, run_id: str, trained_at: str, reference: dict
+    model,
+    params: Params,
+    version: str,
+    run_id: str,
+    trained_at: str,
+    reference: dict,
+    challenger: dict | None = None,
 ) -> dict:
-    """What the service needs besides the model: identity, task, schema, reference, settings."""
+    """What the service needs besides the model: identity, task, schema, reference, settings.
+
+    ``challenger`` is the identity (version, run, training time) of a challenger
+    shipped in the bundle for the canary, or None.
+    """
     return {
         "model_name": params.mlflow.registered_model_name,
         "model_version": version,
@@ -69,14 +80,20 @@ def bundle_metadata(
         "classes": [str(label) for label in getattr(model, "classes_", [])],
         "input_schema": input_schema(params),
         "reference": reference,
+        "challenger": None
+        if challenger is None
+        else {**challenger, "model_alias": params.mlflow.challenger_alias},
         "serve": params.serve.model_dump(),
     }
 
 
-def write_bundle(model, metadata: dict, example: dict, bundle: Path) -> None:
-    """Write the model, its metadata and an example request into ``bundle``."""
+def write_bundle(model, metadata: dict, example: dict, bundle: Path, challenger=None) -> None:
+    """Write the model (and challenger), metadata and an example request into ``bundle``."""
     bundle.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, bundle / MODEL_FILE)
+    (bundle / CHALLENGER_FILE).unlink(missing_ok=True)
+    if challenger is not None:
+        joblib.dump(challenger, bundle / CHALLENGER_FILE)
     (bundle / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     (bundle / EXAMPLE_FILE).write_text(json.dumps(example, indent=2, default=str) + "\n")
 
@@ -116,12 +133,27 @@ def champion(params: Params) -> tuple[Any, str, str, str]:
     return registry_champion(params)
 
 
+def canary_challenger(params: Params, champion_version: str) -> tuple[Any, dict] | None:
+    """The challenger for the canary: the model the train stage saved, and its identity.
+
+    None when the canary is off or that model is the champion (it was promoted).
+    """
+    registration = json.loads(params.paths.registration.read_text())
+    if params.serve.canary.mode == "off" or registration["version"] == champion_version:
+        return None
+    identity = {key: registration[key] for key in ("run_id", "trained_at")}
+    return joblib.load(params.paths.model), {**identity, "model_version": registration["version"]}
+
+
 def export(params: Params, model, version: str, run_id: str, trained_at: str) -> dict:
     """Write the bundle of one model version to ``paths.bundle``; return its metadata."""
     reference = reference_record(pd.read_parquet(params.paths.train), params)
-    metadata = bundle_metadata(model, params, version, run_id, trained_at, reference)
+    challenger_model, challenger = canary_challenger(params, version) or (None, None)
+    metadata = bundle_metadata(
+        model, params, version, run_id, trained_at, reference, challenger=challenger
+    )
     example = example_request(pd.read_parquet(params.paths.test), params)
-    write_bundle(model, metadata, example, params.paths.bundle)
+    write_bundle(model, metadata, example, params.paths.bundle, challenger=challenger_model)
     return metadata
 
 

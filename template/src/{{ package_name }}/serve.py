@@ -9,7 +9,10 @@ names the field and the problem, never a 5xx.
 Every answer carries a ``request_id``; sampled predictions are appended to the
 prediction log (``serve.prediction_log``) under the same id, so labels that arrive
 later can be joined to them. ``/metrics`` adds to BentoML's request metrics the
-schema violations by field, the model's age and the process's memory and CPU.
+predictions by model alias, the schema violations by field, the model's age and
+the process's memory and CPU. ``/explain`` gives each input column's contribution
+to one prediction. With ``serve.canary`` on and a challenger in the bundle, the
+challenger answers a share of requests (split) or predicts them unseen (shadow).
 """
 
 import asyncio
@@ -39,6 +42,9 @@ METADATA: dict[str, Any] = json.loads((BUNDLE / "metadata.json").read_text())
 SETTINGS: dict[str, Any] = METADATA["serve"]
 CLASSIFICATION = METADATA["task"] == "classification"
 INPUT_COLUMNS = list(METADATA["input_schema"])
+CANARY: dict[str, Any] = SETTINGS["canary"]
+# The two models a bundle can hold; their alias names come from the metadata.
+CHAMPION, CHALLENGER = "champion", "challenger"
 # How often each worker refreshes its resource gauges between scrapes.
 RESOURCE_REFRESH_SECONDS = 5.0
 
@@ -111,6 +117,11 @@ REJECTED = bentoml.metrics.Counter(
     documentation="Requests refused before reaching the model, by endpoint and status",
     labelnames=["endpoint", "status"],
 )
+PREDICTIONS = bentoml.metrics.Counter(
+    name="predictions",
+    documentation="Predicted records by the alias of the model that predicted them (shadow too)",
+    labelnames=["model_alias"],
+)
 SCHEMA_VIOLATIONS = bentoml.metrics.Counter(
     name="schema_violations",
     documentation="Schema violations in refused requests, by input column (unknown fields: other)",
@@ -147,6 +158,15 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
 def endpoint_label(scope: dict) -> str:
     """The metric label of a request's path: a known route or "other" (bounded cardinality)."""
     return scope["path"] if scope["path"] in ROUTES else "other"
+
+
+def model_identity(entry: dict) -> dict[str, str]:
+    """The name, version and alias of the champion (metadata) or the challenger entry."""
+    return {
+        "model_name": METADATA["model_name"],
+        "model_version": entry["model_version"],
+        "model_alias": entry["model_alias"],
+    }
 
 
 def violated_fields(path: str, body: bytes) -> list[str]:
@@ -355,58 +375,74 @@ class MicroBatcher:
     },
 )
 class ModelService:
-    """Predictions from the registry's champion, one record or a batch at a time."""
+    """Predictions from the registry's champion (and canary challenger), one record or a batch."""
 
     def __init__(self) -> None:
-        self.model = joblib.load(BUNDLE / "model.joblib")
+        self.models = {CHAMPION: joblib.load(BUNDLE / "model.joblib")}
+        self.identities = {CHAMPION: model_identity(METADATA)}
+        if CANARY["mode"] != "off" and METADATA.get("challenger"):
+            self.models[CHALLENGER] = joblib.load(BUNDLE / "challenger.joblib")
+            self.identities[CHALLENGER] = model_identity(METADATA["challenger"])
+        # Explanations are of the champion's predictions.
+        self.model, self.identity = self.models[CHAMPION], self.identities[CHAMPION]
         self.columns = INPUT_COLUMNS
         self.reference = METADATA["reference"]
-        self.identity = {
-            "model_name": METADATA["model_name"],
-            "model_version": METADATA["model_version"],
-            "model_alias": METADATA["model_alias"],
-        }
         self.batcher = MicroBatcher(self.predict_and_log, SETTINGS["batching"]["max_batch_size"])
         self.log = PredictionLog(prediction_log_path(), SETTINGS["prediction_log"]["sample_rate"])
         threading.Thread(target=refresh_resource_gauges_forever, daemon=True).start()
+
+    def canary_draw(self, mode: str) -> bool:
+        """Whether the challenger takes part in one request, in canary ``mode``."""
+        return (
+            CHALLENGER in self.models
+            and CANARY["mode"] == mode
+            and random.random() < CANARY["fraction"]
+        )
+
+    def route(self) -> str:
+        """The model that answers a request: the challenger for a share of them in split mode."""
+        return CHALLENGER if self.canary_draw("split") else CHAMPION
 
     def frame(self, records: list[BaseModel]) -> pd.DataFrame:
         """Records as the table the pipeline was trained on (same columns and order)."""
         rows = [record.model_dump() for record in records]
         return pd.DataFrame.from_records(rows, columns=self.columns)
 
-    def infer(self, records: list[BaseModel]) -> tuple[list, list[dict[str, float]] | None]:
-        """Predicted values and, for classifiers, class probabilities."""
-        table = self.frame(records)
+    def infer(
+        self, records: list[BaseModel], role: str = CHAMPION
+    ) -> tuple[list, list[dict[str, float]] | None]:
+        """Predicted values and, for classifiers, class probabilities, of one model."""
+        model, table = self.models[role], self.frame(records)
         if not CLASSIFICATION:
-            return [float(value) for value in self.model.predict(table)], None
-        probabilities = self.model.predict_proba(table)
-        classes = [str(label) for label in self.model.classes_]
+            return [float(value) for value in model.predict(table)], None
+        probabilities = model.predict_proba(table)
+        classes = [str(label) for label in model.classes_]
         labels = [classes[row.argmax()] for row in probabilities]
         return labels, [dict(zip(classes, map(float, row), strict=True)) for row in probabilities]
 
-    def predict_and_log(self, records: list[BaseModel]) -> list[Prediction]:
-        """One Prediction per record, from a single model call, each with a new request id.
-
-        The sampled share of them goes to the prediction log with the features.
-        """
-        values, probabilities = self.infer(records)
+    def predict_as(
+        self, role: str, records: list[BaseModel], request_ids: list[str]
+    ) -> list[Prediction]:
+        """One model's predictions, from one call, counted and logged under its alias."""
+        values, probabilities = self.infer(records, role)
+        identity = self.identities[role]
         predictions = [
             Prediction(
-                request_id=uuid.uuid4().hex,
+                request_id=request_id,
                 prediction=value,
                 probabilities=probabilities[index] if probabilities else None,
-                **self.identity,
+                **identity,
             )
-            for index, value in enumerate(values)
+            for index, (request_id, value) in enumerate(zip(request_ids, values, strict=True))
         ]
+        PREDICTIONS.labels(model_alias=identity["model_alias"]).inc(len(predictions))
         logged_at = datetime.now(tz=UTC).isoformat()
         self.log.record(
             [
                 {
                     "request_id": prediction.request_id,
                     "time": logged_at,
-                    **self.identity,
+                    **identity,
                     "features": record.model_dump(),
                     "prediction": prediction.prediction,
                     "probabilities": prediction.probabilities,
@@ -415,6 +451,26 @@ class ModelService:
             ]
         )
         return predictions
+
+    def predict_and_log(self, requests: list[tuple[BaseModel, str]]) -> list[Prediction]:
+        """Predictions for (record, role) pairs, in order, each with a new request id.
+
+        Each model is called once for its records. In shadow mode the challenger
+        also predicts a share of the records: logged and counted under its alias,
+        with the same request id, never returned to the caller.
+        """
+        request_ids = [uuid.uuid4().hex for _ in requests]
+        answers: dict[int, Prediction] = {}
+        for role in {role for _, role in requests}:
+            indices = [index for index, (_, chosen) in enumerate(requests) if chosen == role]
+            records = [requests[index][0] for index in indices]
+            predictions = self.predict_as(role, records, [request_ids[i] for i in indices])
+            answers.update(zip(indices, predictions, strict=True))
+        shadowed = [index for index in range(len(requests)) if self.canary_draw("shadow")]
+        if shadowed:
+            records = [requests[index][0] for index in shadowed]
+            self.predict_as(CHALLENGER, records, [request_ids[i] for i in shadowed])
+        return [answers[index] for index in range(len(requests))]
 
     def occlusion(self, record: BaseModel) -> Explanation:
         """Each input column's contribution to one prediction, by occlusion.
@@ -452,19 +508,20 @@ class ModelService:
     @bentoml.api(route="/predict", input_spec=Record)
     async def predict(self, **record: Any) -> Prediction:
         """Predict one record (batched with concurrent requests)."""
-        return await self.batcher.submit(Record.model_construct(**record))
+        return await self.batcher.submit((Record.model_construct(**record), self.route()))
 
     @bentoml.api(route="/predict_batch")
     def predict_batch(self, records: BatchOfRecords) -> BatchPredictions:
-        """Predict a batch of records, in order."""
-        predictions = self.predict_and_log(records)
+        """Predict a batch of records, in order, all by the same model."""
+        role = self.route()
+        predictions = self.predict_and_log([(record, role) for record in records])
         return BatchPredictions(
             request_ids=[prediction.request_id for prediction in predictions],
             predictions=[prediction.prediction for prediction in predictions],
             probabilities=[prediction.probabilities for prediction in predictions]
             if CLASSIFICATION
             else None,
-            **self.identity,
+            **self.identities[role],
         )
 
     @bentoml.api(route="/explain", input_spec=Record)
