@@ -122,6 +122,20 @@ class BatchingConfig(Strict):
     max_batch_size: int = Field(ge=1)
 
 
+class PredictionLogConfig(Strict):
+    """Where the service appends sampled predictions (JSON Lines) for monitoring."""
+
+    path: Path
+    sample_rate: float = Field(ge=0.0, le=1.0)
+
+
+class CanaryConfig(Strict):
+    """How the challenger sees live traffic before it could be promoted."""
+
+    mode: Literal["off", "split", "shadow"]
+    fraction: float = Field(ge=0.0, le=1.0)
+
+
 class ServeConfig(Strict):
     """How the prediction service runs."""
 
@@ -130,7 +144,10 @@ class ServeConfig(Strict):
     max_concurrency: int = Field(ge=1)
     timeout_seconds: float = Field(gt=0)
     workers: int = Field(ge=1)
+    max_model_age_days: float = Field(gt=0)
     batching: BatchingConfig
+    prediction_log: PredictionLogConfig
+    canary: CanaryConfig
 
 
 class SyntheticConfig(Strict):

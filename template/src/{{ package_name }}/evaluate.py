@@ -168,9 +168,7 @@ def run_stage() -> None:
         )
     decision = decide(challenger_scores, champion_scores, params.evaluate)
     if decision.promote:
-        registry.set_alias(
-            client, params.mlflow, params.mlflow.champion_alias, registration["version"]
-        )
+        registry.promote(client, params.mlflow, registration["version"])
 
     with mlflow.start_run(run_id=registration["run_id"]):
         mlflow.log_metrics({f"test_{name}": value for name, value in challenger_scores.items()})
