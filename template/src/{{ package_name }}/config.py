@@ -185,9 +185,8 @@ class OnlineConfig(Strict):
 
 
 class MonitorConfig(Strict):
-    """Monitoring jobs on the service's prediction log."""
+    """Monitoring jobs on the service's prediction log (``serve.prediction_log``)."""
 
-    prediction_log: Path
     labels: Path
     report_dir: Path
     min_rows: int = Field(ge=1)

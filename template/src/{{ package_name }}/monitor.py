@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import DataConfig, DriftConfig, MonitorConfig, Params, SkewConfig, load_params
+from .config import DataConfig, DriftConfig, Params, SkewConfig, load_params
 from .evaluate import classification_metrics, regression_metrics, score
 from .export import METADATA_FILE, MODEL_FILE
 
@@ -47,9 +47,9 @@ class NotEnoughData(Exception):
 # --- The prediction log -------------------------------------------------------
 
 
-def prediction_log_path(config: MonitorConfig) -> Path:
-    """The log the service writes: ``$PREDICTION_LOG`` when set, else the configured path."""
-    return Path(os.environ.get(LOG_PATH_VARIABLE) or config.prediction_log)
+def prediction_log_path(params: Params) -> Path:
+    """The log the service writes: ``$PREDICTION_LOG`` when set, else ``serve.prediction_log``."""
+    return Path(os.environ.get(LOG_PATH_VARIABLE) or params.serve.prediction_log.path)
 
 
 def read_prediction_log(path: Path, min_rows: int) -> pd.DataFrame:
@@ -509,7 +509,7 @@ def bundle_model(params: Params) -> tuple[Any, str]:
 def run_drift(params: Params) -> list[str]:
     """Drift job: write the report and plot; return the problems found."""
     config = params.monitor
-    log = read_prediction_log(prediction_log_path(config), config.min_rows)
+    log = read_prediction_log(prediction_log_path(params), config.min_rows)
     training = pd.read_parquet(params.paths.train)
     serving = logged_inputs(log, params.data)
     drift = drift_table(training, serving, params.data, config.drift)
@@ -536,7 +536,7 @@ def run_drift(params: Params) -> list[str]:
 def run_skew(params: Params) -> list[str]:
     """Skew job: write the report; return the problems found."""
     config = params.monitor
-    log = read_prediction_log(prediction_log_path(config), config.min_rows)
+    log = read_prediction_log(prediction_log_path(params), config.min_rows)
     model, version = bundle_model(params)
     answered = served_by(log, version)
     if len(answered) < config.min_rows:
@@ -572,7 +572,7 @@ def run_online(params: Params) -> list[str]:
     run promoted its model, but a challenger's when it did not.
     """
     config = params.monitor
-    log = read_prediction_log(prediction_log_path(config), config.min_rows)
+    log = read_prediction_log(prediction_log_path(params), config.min_rows)
     model, version = bundle_model(params)
     answered = served_by(log, version)
     truth = labeled_rows(answered, config.labels, params.data.target, config.min_rows)
