@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import label_binarize
 
 from .config import EvaluateConfig, Params, load_params
-from .train import features_and_target
+from .train import features_and_target, input_columns_of
 
 
 def classification_metrics(model: Pipeline, features: pd.DataFrame, target: pd.Series) -> dict:
@@ -59,8 +59,8 @@ def regression_metrics(model: Pipeline, features: pd.DataFrame, target: pd.Serie
 
 
 def score(model: Pipeline, table: pd.DataFrame, params: Params) -> dict:
-    """The task's metrics of ``model`` on ``table``."""
-    features, target = features_and_target(table, params)
+    """The task's metrics of ``model`` on ``table``, given the columns it was trained on."""
+    features, target = table[input_columns_of(model, params)], table[params.data.target]
     scorer = classification_metrics if params.data.is_classification else regression_metrics
     return scorer(model, features, target)
 

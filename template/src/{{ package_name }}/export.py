@@ -17,6 +17,7 @@ import joblib
 import pandas as pd
 
 from .config import Params, load_params
+from .train import input_columns_of
 
 MODEL_FILE = "model.joblib"
 CHALLENGER_FILE = "challenger.joblib"
@@ -24,15 +25,15 @@ METADATA_FILE = "metadata.json"
 EXAMPLE_FILE = "example_request.json"
 
 
-def input_schema(params: Params) -> dict:
+def input_schema(columns: list[str], params: Params) -> dict:
     """The schema rules of the columns a caller sends, in the model's input order."""
     rules = params.data_schema.columns
-    return {column: rules[column].model_dump() for column in params.data.input_columns}
+    return {column: rules[column].model_dump() for column in columns}
 
 
-def example_request(table: pd.DataFrame, params: Params) -> dict:
+def example_request(table: pd.DataFrame, columns: list[str]) -> dict:
     """A real row of ``table`` (a complete one when there is one) as a request body."""
-    inputs = table[params.data.input_columns]
+    inputs = table[columns]
     complete = inputs.dropna()
     row = (complete if len(complete) else inputs).iloc[0]
     # numpy scalars become plain Python numbers, so the JSON has the schema's types.
@@ -42,17 +43,18 @@ def example_request(table: pd.DataFrame, params: Params) -> dict:
     }
 
 
-def reference_record(train: pd.DataFrame, params: Params) -> dict:
-    """A typical input: each numeric column's median, each categorical column's mode.
+def reference_record(train: pd.DataFrame, columns: list[str]) -> dict:
+    """A typical input: each numeric column's median, each other column's mode.
 
     Explanations measure a column's contribution as the change in prediction when
     the caller's value is replaced by this one.
     """
-    numeric = {column: float(train[column].median()) for column in params.data.numeric_features}
-    categorical = {
-        column: str(train[column].mode().iloc[0]) for column in params.data.categorical_features
+    return {
+        column: float(train[column].median())
+        if pd.api.types.is_numeric_dtype(train[column])
+        else str(train[column].mode().iloc[0])
+        for column in columns
     }
-    return {column: {**numeric, **categorical}[column] for column in params.data.input_columns}
 
 
 def bundle_metadata(
@@ -78,7 +80,7 @@ def bundle_metadata(
         "task": params.data.task,
         "target": params.data.target,
         "classes": [str(label) for label in getattr(model, "classes_", [])],
-        "input_schema": input_schema(params),
+        "input_schema": input_schema(input_columns_of(model, params), params),
         "reference": reference,
         "challenger": None
         if challenger is None
@@ -147,12 +149,13 @@ def canary_challenger(params: Params, champion_version: str) -> tuple[Any, dict]
 
 def export(params: Params, model, version: str, run_id: str, trained_at: str) -> dict:
     """Write the bundle of one model version to ``paths.bundle``; return its metadata."""
-    reference = reference_record(pd.read_parquet(params.paths.train), params)
+    columns = input_columns_of(model, params)
+    reference = reference_record(pd.read_parquet(params.paths.train), columns)
     challenger_model, challenger = canary_challenger(params, version) or (None, None)
     metadata = bundle_metadata(
         model, params, version, run_id, trained_at, reference, challenger=challenger
     )
-    example = example_request(pd.read_parquet(params.paths.test), params)
+    example = example_request(pd.read_parquet(params.paths.test), columns)
     write_bundle(model, metadata, example, params.paths.bundle, challenger=challenger_model)
     return metadata
 

@@ -28,6 +28,15 @@ def build_model(params: Params) -> Pipeline:
     return Pipeline([("preprocess", build_preprocessor(params.data)), ("estimator", estimator)])
 
 
+def input_columns_of(model: Pipeline, params: Params) -> list[str]:
+    """The columns ``model`` was fitted on (the configured inputs when it has none recorded).
+
+    A champion trained before the feature lists in ``conf/data/`` changed still
+    needs its own columns, both to be scored against a challenger and to be served.
+    """
+    return list(getattr(model, "feature_names_in_", params.data.input_columns))
+
+
 def features_and_target(frame: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.Series]:
     """Split a table into the model's input columns and its target."""
     return frame[params.data.input_columns], frame[params.data.target]
