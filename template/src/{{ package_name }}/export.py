@@ -8,6 +8,7 @@ settings and an example request. The service and its image need only this
 folder: no MLflow, no tracking server.
 """
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -63,14 +64,16 @@ def write_bundle(model, metadata: dict, example: dict, bundle: Path) -> None:
     (bundle / EXAMPLE_FILE).write_text(json.dumps(example, indent=2, default=str) + "\n")
 
 
-def champion(params: Params) -> tuple[Any, str, str]:
+def champion(params: Params, from_registry: bool = False) -> tuple[Any, str, str]:
     """The champion's fitted pipeline, version and run, as this run's evaluation left it.
 
     When evaluation just promoted the challenger, the champion is the model the
     train stage saved, so it is read from disk: that spares this stage MLflow's
-    start-up, seconds on every run. Otherwise it comes from the registry.
+    start-up, seconds on every run. Otherwise, or with ``from_registry`` (a
+    machine that serves what a team trained), it comes from the registry.
     """
-    if json.loads(params.paths.promotion.read_text())["promote"]:
+    promoted = not from_registry and json.loads(params.paths.promotion.read_text())["promote"]
+    if promoted:
         registration = json.loads(params.paths.registration.read_text())
         return joblib.load(params.paths.model), registration["version"], registration["run_id"]
 
@@ -90,8 +93,15 @@ def champion(params: Params) -> tuple[Any, str, str]:
 
 def main() -> None:
     """Export the current champion to ``paths.bundle``."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument(
+        "--from-registry",
+        action="store_true",
+        help="load the champion from the MLflow registry even when this run promoted it",
+    )
+    args = parser.parse_args()
     params = load_params()
-    model, version, run_id = champion(params)
+    model, version, run_id = champion(params, from_registry=args.from_registry)
     metadata = bundle_metadata(model, params, version, run_id)
     example = example_request(pd.read_parquet(params.paths.test), params)
     write_bundle(model, metadata, example, params.paths.bundle)

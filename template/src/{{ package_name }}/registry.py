@@ -7,6 +7,8 @@ team server needs no change here.
 
 import os
 import subprocess
+import urllib.error
+import urllib.request
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -112,3 +114,27 @@ def load_version(config: MlflowConfig, version_number: str) -> Pipeline:
 def set_alias(client: MlflowClient, config: MlflowConfig, alias: str, version_number: str) -> None:
     """Move ``alias`` to ``version_number``."""
     client.set_registered_model_alias(config.registered_model_name, alias, version_number)
+
+
+def server_health(uri: str, timeout: float = 10.0) -> str:
+    """What a tracking server's ``/health`` answers, or why it could not be reached."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+            return f"answers {response.status} {response.read().decode().strip()}"
+    except (urllib.error.URLError, OSError) as error:
+        raise SystemExit(f"tracking server {uri} does not answer: {error}") from error
+
+
+def main() -> None:
+    """Print the tracking URI in effect and, for a server, check that it answers."""
+    from .config import load_params
+
+    uri = tracking_uri(load_params().mlflow)
+    source = "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "conf/mlflow/"
+    print(f"tracking URI: {uri} (from {source})")
+    if uri.startswith(("http://", "https://")):
+        print(f"server {server_health(uri)}")
+
+
+if __name__ == "__main__":
+    main()
