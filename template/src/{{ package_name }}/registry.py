@@ -73,6 +73,10 @@ def log_and_register(
         mlflow.set_tags(
             {**tags, "git.commit": git_commit(), "data.source": str(params.data.source)}
         )
+        # Inside `dvc exp run` DVC names the experiment: the tag joins a row of
+        # `dvc exp show` to its MLflow run, also when a queue runs several at once.
+        if os.environ.get("DVC_EXP_NAME"):
+            mlflow.set_tag("dvc.experiment", os.environ["DVC_EXP_NAME"])
         mlflow.log_artifact(str(config_file), artifact_path="config")
         info = mlflow.sklearn.log_model(
             model,
