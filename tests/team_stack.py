@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -61,6 +62,16 @@ def as_postgres_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+def checked(command: list[str]) -> str:
+    """Run a command; raise with its output when it fails, else return its stdout."""
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{command} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+    return result.stdout
+
+
 def stop_process(process: subprocess.Popen, kill: bool = False) -> None:
     """End a process started in its own session, and everything it started."""
     if process.poll() is not None:
@@ -86,6 +97,7 @@ class TeamStack:
     mlflow_port: int = field(default_factory=free_port)
     processes: list[subprocess.Popen] = field(default_factory=list)
     postgres_started: bool = False
+    postgres_dir: Path | None = None
 
     @property
     def postgres_uri(self) -> str:
@@ -119,34 +131,29 @@ class TeamStack:
 
     def start_postgres(self) -> None:
         """A throwaway cluster with a database ``mlflow`` owned by the role ``mlflow``."""
-        bin_dir, data = postgres_bin(), self.root / "postgres"
+        bin_dir = postgres_bin()
+        # As root, the postgres user must reach the cluster's folder: pytest's own
+        # temporary folders are private to root, so this one lives directly in /tmp.
+        self.postgres_dir = Path(tempfile.mkdtemp(prefix="team-stack-postgres-"))
+        data = self.postgres_dir / "data"
         data.mkdir()
         if os.geteuid() == 0:
-            shutil.chown(data, "postgres", "postgres")
-        run = dict(check=True, capture_output=True, text=True)
-        subprocess.run(
-            as_postgres_user(
-                [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "mlflow"]
-            ),
-            **run,
-        )
+            for path in (self.postgres_dir, data):
+                shutil.chown(path, "postgres", "postgres")
+        initdb = [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "mlflow"]
+        checked(as_postgres_user(initdb))
         options = f"-h 127.0.0.1 -p {self.pg_port} -k {data}"
-        start = [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-o", options]
-        subprocess.run(as_postgres_user([*start, "-w", "start"]), **run)
+        log = self.postgres_dir / "log"
+        start = [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w"]
+        checked(as_postgres_user([*start, "start"]))
         self.postgres_started = True
         connect = ["-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "mlflow"]
-        subprocess.run([str(bin_dir / "createdb"), *connect, "mlflow"], **run)
+        checked([str(bin_dir / "createdb"), *connect, "mlflow"])
 
     def psql(self, query: str) -> str:
         """Run SQL against the MLflow database; the output, unaligned."""
         command = [str(postgres_bin() / "psql"), "-h", "127.0.0.1", "-p", str(self.pg_port)]
-        result = subprocess.run(
-            [*command, "-U", "mlflow", "-d", "mlflow", "-tA", "-c", query],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        return result.stdout.strip()
+        return checked([*command, "-U", "mlflow", "-d", "mlflow", "-tA", "-c", query]).strip()
 
     def start_object_store(self, buckets: list[str]) -> None:
         """SeaweedFS with its S3 gateway; every port given, so parallel stacks never collide."""
@@ -249,12 +256,10 @@ class TeamStack:
             # SeaweedFS ignores SIGTERM while it flushes; nothing here needs its data.
             stop_process(process, kill="weed" in str(process.args[0]))
         if self.postgres_started:
-            data = self.root / "postgres"
-            subprocess.run(
-                as_postgres_user(
-                    [str(postgres_bin() / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
-                ),
-                capture_output=True,
-                check=False,
-            )
+            data = self.postgres_dir / "data"
+            stop = [str(postgres_bin() / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+            subprocess.run(as_postgres_user(stop), capture_output=True, check=False)
             self.postgres_started = False
+        if self.postgres_dir is not None:
+            shutil.rmtree(self.postgres_dir, ignore_errors=True)
+            self.postgres_dir = None
