@@ -9,6 +9,7 @@ port; ``TeamStack.stop`` ends every process it started, whatever happened.
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -36,7 +37,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(check, what: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+def free_port_with_grpc_twin() -> int:
+    """A free port P below 55536 whose P + 10000 is free too: SeaweedFS serves gRPC there."""
+    while True:
+        port = random.randrange(20000, 45000)
+        with contextlib.ExitStack() as probes:
+            try:
+                for candidate in (port, port + 10000):
+                    probe = probes.enter_context(socket.socket())
+                    probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        return port
+
+
+def wait_until(
+    check,
+    what: str,
+    timeout: float,
+    process: subprocess.Popen | None = None,
+    interval: float = 0.5,
+) -> None:
     """Poll ``check`` until it returns true; fail naming ``what`` (and a dead process)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -45,7 +66,7 @@ def wait_until(check, what: str, timeout: float, process: subprocess.Popen | Non
         with contextlib.suppress(Exception):
             if check():
                 return
-        time.sleep(0.5)
+        time.sleep(interval)
     raise TimeoutError(f"{what} was not ready after {timeout:.0f} s")
 
 
@@ -93,7 +114,7 @@ class TeamStack:
     root: Path
     mlflow_version: str
     pg_port: int = field(default_factory=free_port)
-    s3_port: int = field(default_factory=free_port)
+    s3_port: int = field(default_factory=free_port_with_grpc_twin)
     mlflow_port: int = field(default_factory=free_port)
     processes: list[subprocess.Popen] = field(default_factory=list)
     postgres_started: bool = False
@@ -160,11 +181,7 @@ class TeamStack:
         weed = Path(sys.executable).parent / "weed"
         data = self.root / "seaweedfs"
         data.mkdir()
-        ports = {
-            "master": free_port(),
-            "volume": free_port(),
-            "filer": free_port(),
-        }
+        ports = {name: free_port_with_grpc_twin() for name in ("master", "volume", "filer")}
         command = [
             str(weed),
             "server",

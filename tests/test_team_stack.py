@@ -41,7 +41,6 @@ SWEEP = [20, 40]
 def stack(tmp_path_factory: pytest.TempPathFactory):
     """PostgreSQL, SeaweedFS and an MLflow server; the server may still be starting."""
     root = tmp_path_factory.mktemp("team-stack")
-    root.chmod(0o755)  # the postgres user reaches its cluster inside
     mlflow_version = COPIER_CONFIG["stack_images"]["default"]["mlflow"].rsplit(":v", 1)[1]
     servers = TeamStack(root, mlflow_version)
     try:
@@ -271,6 +270,8 @@ def test_a_hydra_sweep_runs_in_two_processes_and_lands_in_dvc_and_mlflow(
             ),
             "the experiment queue",
             600,
+            # Each look is a new dvc process: look seldom, the workers need the cores.
+            interval=5,
         )
     finally:
         subprocess.run(
