@@ -316,3 +316,9 @@ def test_a_hydra_sweep_runs_in_two_processes_and_lands_in_dvc_and_mlflow(
         for metric, value in metrics.items():
             if isinstance(value, float):
                 assert logged_metrics[f"test_{metric}"] == pytest.approx(value)
+
+
+def test_the_team_project_passes_its_own_lint(team_project: Path) -> None:
+    # ruff, and hadolint on both the serving image and the stack's MLflow server image.
+    output = run_make(team_project, "lint").stdout
+    assert "stack/mlflow-server.Dockerfile" in output
