@@ -154,6 +154,21 @@ def test_each_data_remote_gets_its_url_extra_and_variables(remote_project) -> No
     assert "MLFLOW_TRACKING_URI" in dotenv_names(project)
 
 
+def test_without_a_remote_data_pull_explains_and_succeeds(tmp_path: Path) -> None:
+    # CI calls `make data-pull` whatever the answer; with no remote there is nothing to pull.
+    project = render(tmp_path / "project", skip_tasks=True, data_remote="none")
+    result = subprocess.run(
+        ["make", "--no-print-directory", "data-pull"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no DVC remote" in result.stdout
+    assert "data-push:" not in (project / "Makefile").read_text()
+
+
 def test_secrets_stay_out_of_git(remote_project) -> None:
     _, project = remote_project
     ignored = (project / ".gitignore").read_text().splitlines()
