@@ -8,9 +8,11 @@ and the project are made once per session; every server is stopped at the end,
 also when a test fails.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import time
 import urllib.request
@@ -248,6 +250,34 @@ def test_a_machine_that_did_not_train_serves_the_champion_from_the_server(
     assert prediction["model_alias"] == "champion"
 
 
+def stop_queue_workers(project: Path, environment: dict[str, str]) -> None:
+    """Ask DVC's queue workers to stop, then end any that linger after the queue empties."""
+    subprocess.run(
+        ["dvc", "queue", "stop", "--kill"],
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        check=False,
+    )
+    pid_files = (project / ".dvc" / "tmp" / "exps" / "celery").glob("dvc-exp-worker-*.pid")
+    pids = [int(path.read_text().strip()) for path in pid_files if path.read_text().strip()]
+
+    def is_worker(pid: int) -> bool:
+        # A stale pid file may name a process that reused the number: check what it runs.
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            return b"queue-worker" in command and str(project).encode() in command
+        return False
+
+    deadline = time.monotonic() + 15
+    for pid in pids:
+        while time.monotonic() < deadline and is_worker(pid):
+            time.sleep(0.5)
+        if is_worker(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_a_hydra_sweep_runs_in_two_processes_and_lands_in_dvc_and_mlflow(
     team_project: Path, stack: TeamStack
 ) -> None:
@@ -260,7 +290,16 @@ def test_a_hydra_sweep_runs_in_two_processes_and_lands_in_dvc_and_mlflow(
     )
     started = time.monotonic()
     try:
-        run(["dvc", "queue", "start", "-j", "2"], team_project, environment)
+        # The workers are daemons that keep inherited pipes open: give them a file.
+        with (team_project / "queue-start.log").open("w") as log:
+            subprocess.run(
+                ["dvc", "queue", "start", "-j", "2"],
+                cwd=team_project,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
         wait_until(
             lambda: (
                 not any(
@@ -274,13 +313,7 @@ def test_a_hydra_sweep_runs_in_two_processes_and_lands_in_dvc_and_mlflow(
             interval=5,
         )
     finally:
-        subprocess.run(
-            ["dvc", "queue", "stop", "--kill"],
-            cwd=team_project,
-            env=environment,
-            capture_output=True,
-            check=False,
-        )
+        stop_queue_workers(team_project, environment)
     print(f"sweep of {len(SWEEP)} experiments, 2 workers: {time.monotonic() - started:.0f} s")
     assert "Failed" not in run(["dvc", "queue", "status"], team_project, environment)
 
