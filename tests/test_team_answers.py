@@ -62,16 +62,27 @@ def dotenv_names(project: Path) -> set[str]:
     return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", text, re.MULTILINE))
 
 
-def test_the_compose_file_follows_the_compose_specification(team_project: Path) -> None:
+def compose_check(compose_file: Path) -> subprocess.CompletedProcess:
+    """Validate a Compose file against the Compose specification's JSON schema, offline."""
     check = Path(sys.executable).parent / "check-jsonschema"
-    result = subprocess.run(
-        [str(check), "--builtin-schema", "vendor.compose-spec", "compose.yaml"],
-        cwd=team_project,
+    return subprocess.run(
+        [str(check), "--builtin-schema", "vendor.compose-spec", str(compose_file)],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_the_compose_file_follows_the_compose_specification(team_project: Path) -> None:
+    result = compose_check(team_project / "compose.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_catches_a_typo(team_project: Path, tmp_path: Path) -> None:
+    # Proof the check bites: a misspelt healthcheck key is refused.
+    broken = (team_project / "compose.yaml").read_text().replace("healthcheck:", "heathcheck:", 1)
+    (tmp_path / "compose.yaml").write_text(broken)
+    assert compose_check(tmp_path / "compose.yaml").returncode != 0
 
 
 def test_the_stack_pins_its_images_checks_health_and_keeps_data_in_volumes(
