@@ -112,6 +112,11 @@ def test_the_stack_has_no_password_of_its_own(team_project: Path) -> None:
     text = (team_project / "compose.yaml").read_text()
     assert "${POSTGRES_PASSWORD:?" in text and "${MINIO_ROOT_PASSWORD:?" in text
     assert not re.search(r"PASSWORD: (?!\$\{)", text)
+    example = (team_project / ".env.example").read_text()
+    assert re.findall(r"^(\w*PASSWORD)=$", example, re.MULTILINE) == [
+        "POSTGRES_PASSWORD",
+        "MINIO_ROOT_PASSWORD",
+    ], "the stack's passwords are left for each team to choose"
 
 
 def test_the_mlflow_server_image_passes_hadolint(team_project: Path) -> None:
@@ -186,5 +191,5 @@ def test_secrets_stay_out_of_git(remote_project) -> None:
     assert ".env" in ignored
     for line in (project / ".env.example").read_text().splitlines():
         name, _, value = line.partition("=")
-        if not line.startswith("#") and re.search("SECRET|KEY|CONNECTION_STRING", name):
+        if not line.startswith("#") and re.search("SECRET|KEY|PASSWORD|CONNECTION_STRING", name):
             assert value == "", f"{name} has a value in .env.example"
