@@ -39,10 +39,17 @@ def test_the_first_pipeline_runs_every_stage(trained_project) -> None:
     assert metadata["model_alias"] == "champion"
 
 
-def test_the_generated_tests_pass(trained_project) -> None:
+def test_the_generated_tests_pass_and_score_above_5_on_the_ml_test_score(trained_project) -> None:
     project, _ = trained_project
-    result = run_make(project, "test")
+    result = run_make(project, "ml-test-score")
     assert " passed" in result.stdout and " failed" not in result.stdout
+    assert "| data-1 |" in result.stdout  # the table is printed
+    report = json.loads((project / "reports" / "ml_test_score.json").read_text())
+    assert report["final"] > 5, result.stdout[-4000:]
+    for section in ("data", "model", "infra", "monitor"):
+        rows = [row for row in report["rows"] if row["id"].startswith(f"{section}-")]
+        automated = [row for row in rows if row["coverage"] == "automated" and row["points"] == 1]
+        assert len(automated) >= 6, (section, rows)
 
 
 def test_a_second_pipeline_run_runs_no_stage(trained_project) -> None:

@@ -204,8 +204,10 @@ def test_a_machine_that_did_not_train_serves_the_champion_from_the_server(
     clone = tmp_path / "server"
     environment = project_environment(team_project, stack)
     run(["git", "clone", "--quiet", str(team_project), str(clone)], tmp_path, environment)
-    # Only the test split is needed, for the bundle's example request: no model file.
-    run(["dvc", "pull", "data/split/test.parquet"], clone, environment)
+    # Only the split is needed (the bundle's reference statistics and example request):
+    # no model file.
+    run(["dvc", "pull", "data/split/train.parquet", "data/split/test.parquet"], clone, environment)
+    assert not (clone / "models" / "model.joblib").exists()
     assert not (clone / "models" / "champion").exists()
     package = yaml.safe_load((clone / ".copier-answers.yml").read_text())["package_name"]
     run(["python", "-m", f"{package}.export", "--from-registry"], clone, environment)

@@ -191,6 +191,7 @@ def test_every_step_of_the_workflow_runs_locally(
     summary = (tmp_path / "summary.md").read_text() if (tmp_path / "summary.md").exists() else ""
     if name == "ci":
         assert "Metrics against origin/main" in summary
+        assert "## ML Test Score" in summary and "**Final score:" in summary
     if name == "ct":
         assert "Training run: model" in summary
     if name == "cd":

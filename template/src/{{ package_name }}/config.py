@@ -122,6 +122,20 @@ class BatchingConfig(Strict):
     max_batch_size: int = Field(ge=1)
 
 
+class PredictionLogConfig(Strict):
+    """Where the service appends sampled predictions (JSON Lines) for monitoring."""
+
+    path: Path
+    sample_rate: float = Field(ge=0.0, le=1.0)
+
+
+class CanaryConfig(Strict):
+    """How the challenger sees live traffic before it could be promoted."""
+
+    mode: Literal["off", "split", "shadow"]
+    fraction: float = Field(ge=0.0, le=1.0)
+
+
 class ServeConfig(Strict):
     """How the prediction service runs."""
 
@@ -130,7 +144,10 @@ class ServeConfig(Strict):
     max_concurrency: int = Field(ge=1)
     timeout_seconds: float = Field(gt=0)
     workers: int = Field(ge=1)
+    max_model_age_days: float = Field(gt=0)
     batching: BatchingConfig
+    prediction_log: PredictionLogConfig
+    canary: CanaryConfig
 
 
 class SyntheticConfig(Strict):
@@ -138,6 +155,111 @@ class SyntheticConfig(Strict):
 
     jitter: float = Field(ge=0.0)
     output_dir: Path
+
+
+class DriftConfig(Strict):
+    """When a feature counts as drifted from the training data."""
+
+    bins: int = Field(ge=2)
+    psi_max: float = Field(gt=0.0)
+    p_value_min: float = Field(ge=0.0, le=1.0)
+    max_drifted_features: int = Field(ge=0)
+
+
+class SkewConfig(Strict):
+    """How far logged features and predictions may stray from training."""
+
+    mean_shift_max: float = Field(gt=0.0)
+    std_ratio_max: float = Field(ge=1.0)
+    missing_rate_change_max: float = Field(ge=0.0, le=1.0)
+    category_frequency_change_max: float = Field(ge=0.0, le=1.0)
+    prediction_psi_max: float = Field(gt=0.0)
+    prediction_mismatch_max: float = Field(ge=0.0, le=1.0)
+    prediction_rtol: float = Field(ge=0.0)
+
+
+class OnlineConfig(Strict):
+    """How close metrics on labeled serving traffic must stay to the offline ones."""
+
+    tolerance: dict[str, float]
+
+
+class MonitorConfig(Strict):
+    """Monitoring jobs on the service's prediction log (``serve.prediction_log``)."""
+
+    labels: Path
+    report_dir: Path
+    min_rows: int = Field(ge=1)
+    drift: DriftConfig
+    skew: SkewConfig
+    online: OnlineConfig
+
+
+class ManualProcedure(Strict):
+    """A rubric test done by people, and the files that show it is in place."""
+
+    procedure: str
+    evidence: list[str]
+
+
+class TuningConfig(Strict):
+    """The grid the configured hyperparameters are checked against, per estimator class."""
+
+    folds: int = Field(ge=2)
+    tolerance: float = Field(ge=0.0)
+    search_spaces: dict[str, dict[str, list[Any]]]
+
+
+class StalenessConfig(Strict):
+    """How much a model trained without the newest period may lose on it."""
+
+    time_column: str
+    max_loss: float = Field(ge=0.0)
+
+
+class SliceCheckConfig(Strict):
+    """Thresholds every large enough data slice must meet."""
+
+    min_rows: int = Field(ge=1)
+    thresholds: dict[str, Threshold]
+
+
+class InclusionConfig(Strict):
+    """Largest metric gap allowed between the groups of a sensitive attribute."""
+
+    column: str
+    min_rows: int = Field(ge=1)
+    max_gap: float = Field(ge=0.0)
+
+
+class LatencyConfig(Strict):
+    """How prediction time is measured and how much it may regress."""
+
+    rows: int = Field(ge=1)
+    repeats: int = Field(ge=1)
+    max_slowdown: float = Field(ge=1.0)
+    baseline: Path
+
+
+class MlTestScoreConfig(Strict):
+    """What ``make ml-test-score`` requires, and the thresholds of its checks."""
+
+    fail_under: float = Field(ge=0.0)
+    report: Path
+    manual: dict[str, ManualProcedure] = {}
+    min_mutual_information: float = Field(ge=0.0)
+    max_bytes_per_row: int = Field(ge=1)
+    max_ms_per_1k_rows: float = Field(gt=0.0)
+    allowed_dtypes: list[Literal["float", "int", "str"]]
+    pii_column_patterns: list[str]
+    pii_value_patterns: dict[str, str]
+    tuning: TuningConfig
+    staleness: StalenessConfig
+    simpler_model: str
+    simpler_model_tolerance: float = Field(ge=0.0)
+    slices: SliceCheckConfig
+    inclusion: InclusionConfig
+    latency: LatencyConfig
 
 
 class Params(Strict):
@@ -152,6 +274,8 @@ class Params(Strict):
     paths: PathsConfig
     serve: ServeConfig
     synthetic: SyntheticConfig
+    monitor: MonitorConfig
+    ml_test_score: MlTestScoreConfig
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

@@ -9,6 +9,7 @@ by the promotion margin.
 
 import argparse
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -167,9 +168,7 @@ def run_stage() -> None:
         )
     decision = decide(challenger_scores, champion_scores, params.evaluate)
     if decision.promote:
-        registry.set_alias(
-            client, params.mlflow, params.mlflow.champion_alias, registration["version"]
-        )
+        registry.promote(client, params.mlflow, registration["version"])
 
     with mlflow.start_run(run_id=registration["run_id"]):
         mlflow.log_metrics({f"test_{name}": value for name, value in challenger_scores.items()})
@@ -219,18 +218,53 @@ def markdown_report(params: Params, reason: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def latency_batch(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """The input columns of ``table``, repeated to the configured latency batch size."""
+    rows = params.ml_test_score.latency.rows
+    inputs = table[params.data.input_columns]
+    return pd.concat([inputs] * (rows // len(inputs) + 1)).head(rows)
+
+
+def batch_latency_ms(model: Pipeline, batch: pd.DataFrame, repeats: int) -> float:
+    """Median wall time of one prediction call on ``batch``, in milliseconds."""
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict(batch)
+        timings.append((time.perf_counter() - start) * 1000)
+    return float(np.median(timings))
+
+
+def record_latency_baseline(params: Params, if_missing: bool) -> None:
+    """Measure the trained model's batch prediction time and store it as the baseline."""
+    latency = params.ml_test_score.latency
+    if if_missing and latency.baseline.exists():
+        print(f"latency baseline: kept {latency.baseline}")
+        return
+    batch = latency_batch(pd.read_parquet(params.paths.validated), params)
+    model = joblib.load(params.paths.model)
+    measured = batch_latency_ms(model, batch, latency.repeats)
+    write_json(latency.baseline, {"batch_ms": measured, "rows": latency.rows})
+    print(f"latency baseline: {latency.rows} rows in {measured:.1f} ms -> {latency.baseline}")
+
+
 def main() -> None:
-    """Run the stage, or one of the checks CI uses: ``gate``, ``promoted``, ``report``."""
+    """Run the stage, or a check CI uses: ``gate``, ``promoted``, ``report``, ``latency``."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument(
-        "command", nargs="?", default="stage", choices=["stage", "gate", "promoted", "report"]
-    )
+    commands = ["stage", "gate", "promoted", "report", "latency"]
+    parser.add_argument("command", nargs="?", default="stage", choices=commands)
     parser.add_argument("--reason", default="manual run", help="why the run happened (report)")
+    parser.add_argument(
+        "--if-missing", action="store_true", help="latency: keep an existing baseline"
+    )
     args = parser.parse_args()
     if args.command == "stage":
         run_stage()
         return
     params = load_params()
+    if args.command == "latency":
+        record_latency_baseline(params, args.if_missing)
+        return
     if args.command == "promoted":
         print(str(json.loads(params.paths.promotion.read_text())["promote"]).lower())
     elif args.command == "report":

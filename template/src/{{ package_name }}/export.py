@@ -3,8 +3,9 @@
 ``python -m <package>.export`` is the DVC stage after ``evaluate``. It takes the
 model version the registry calls ``champion`` and writes a self-contained bundle
 to ``paths.bundle``: the fitted pipeline, its identity (name, version, alias,
-run), the input schema the service validates requests against, the serving
-settings and an example request. The service and its image need only this
+run, training time), the input schema the service validates requests against,
+a reference record from the training data (what explanations compare against),
+the serving settings and an example request. The service and its image need only this
 folder: no MLflow, no tracking server.
 """
 
@@ -19,6 +20,7 @@ import pandas as pd
 from .config import Params, load_params
 
 MODEL_FILE = "model.joblib"
+CHALLENGER_FILE = "challenger.joblib"
 METADATA_FILE = "metadata.json"
 EXAMPLE_FILE = "example_request.json"
 
@@ -41,42 +43,64 @@ def example_request(table: pd.DataFrame, params: Params) -> dict:
     }
 
 
-def bundle_metadata(model, params: Params, version: str, run_id: str) -> dict:
-    """What the service needs besides the model: identity, task, input schema, settings."""
+def reference_record(train: pd.DataFrame, params: Params) -> dict:
+    """A typical input: each numeric column's median, each categorical column's mode.
+
+    Explanations measure a column's contribution as the change in prediction when
+    the caller's value is replaced by this one.
+    """
+    numeric = {column: float(train[column].median()) for column in params.data.numeric_features}
+    categorical = {
+        column: str(train[column].mode().iloc[0]) for column in params.data.categorical_features
+    }
+    return {column: {**numeric, **categorical}[column] for column in params.data.input_columns}
+
+
+def bundle_metadata(
+    model,
+    params: Params,
+    version: str,
+    run_id: str,
+    trained_at: str,
+    reference: dict,
+    challenger: dict | None = None,
+) -> dict:
+    """What the service needs besides the model: identity, task, schema, reference, settings.
+
+    ``challenger`` is the identity (version, run, training time) of a challenger
+    shipped in the bundle for the canary, or None.
+    """
     return {
         "model_name": params.mlflow.registered_model_name,
         "model_version": version,
         "model_alias": params.mlflow.champion_alias,
         "run_id": run_id,
+        "trained_at": trained_at,
         "task": params.data.task,
         "target": params.data.target,
         "classes": [str(label) for label in getattr(model, "classes_", [])],
         "input_schema": input_schema(params),
+        "reference": reference,
+        "challenger": None
+        if challenger is None
+        else {**challenger, "model_alias": params.mlflow.challenger_alias},
         "serve": params.serve.model_dump(),
     }
 
 
-def write_bundle(model, metadata: dict, example: dict, bundle: Path) -> None:
-    """Write the model, its metadata and an example request into ``bundle``."""
+def write_bundle(model, metadata: dict, example: dict, bundle: Path, challenger=None) -> None:
+    """Write the model (and challenger), metadata and an example request into ``bundle``."""
     bundle.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, bundle / MODEL_FILE)
+    (bundle / CHALLENGER_FILE).unlink(missing_ok=True)
+    if challenger is not None:
+        joblib.dump(challenger, bundle / CHALLENGER_FILE)
     (bundle / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     (bundle / EXAMPLE_FILE).write_text(json.dumps(example, indent=2, default=str) + "\n")
 
 
-def champion(params: Params, from_registry: bool = False) -> tuple[Any, str, str]:
-    """The champion's fitted pipeline, version and run, as this run's evaluation left it.
-
-    When evaluation just promoted the challenger, the champion is the model the
-    train stage saved, so it is read from disk: that spares this stage MLflow's
-    start-up, seconds on every run. Otherwise, or with ``from_registry`` (a
-    machine that serves what a team trained), it comes from the registry.
-    """
-    promoted = not from_registry and json.loads(params.paths.promotion.read_text())["promote"]
-    if promoted:
-        registration = json.loads(params.paths.registration.read_text())
-        return joblib.load(params.paths.model), registration["version"], registration["run_id"]
-
+def registry_champion(params: Params) -> tuple[Any, str, str, str]:
+    """The fitted pipeline, version, run and training time of the registry's champion."""
     from . import registry
 
     client = registry.configure(params.mlflow)
@@ -88,7 +112,50 @@ def champion(params: Params, from_registry: bool = False) -> tuple[Any, str, str
             "a model becomes champion when it meets the thresholds in conf/evaluate/"
         )
     model = registry.load_version(params.mlflow, version.version)
-    return model, str(version.version), version.run_id
+    trained_at = registry.trained_at(client, version.run_id)
+    return model, str(version.version), version.run_id, trained_at
+
+
+def champion(params: Params) -> tuple[Any, str, str, str]:
+    """The champion's fitted pipeline, version, run and training time, as evaluation left it.
+
+    When evaluation just promoted the challenger, the champion is the model the
+    train stage saved, so it is read from disk: that spares this stage MLflow's
+    start-up, seconds on every run. Otherwise it comes from the registry.
+    """
+    if json.loads(params.paths.promotion.read_text())["promote"]:
+        registration = json.loads(params.paths.registration.read_text())
+        return (
+            joblib.load(params.paths.model),
+            registration["version"],
+            registration["run_id"],
+            registration["trained_at"],
+        )
+    return registry_champion(params)
+
+
+def canary_challenger(params: Params, champion_version: str) -> tuple[Any, dict] | None:
+    """The challenger for the canary: the model the train stage saved, and its identity.
+
+    None when the canary is off or that model is the champion (it was promoted).
+    """
+    registration = json.loads(params.paths.registration.read_text())
+    if params.serve.canary.mode == "off" or registration["version"] == champion_version:
+        return None
+    identity = {key: registration[key] for key in ("run_id", "trained_at")}
+    return joblib.load(params.paths.model), {**identity, "model_version": registration["version"]}
+
+
+def export(params: Params, model, version: str, run_id: str, trained_at: str) -> dict:
+    """Write the bundle of one model version to ``paths.bundle``; return its metadata."""
+    reference = reference_record(pd.read_parquet(params.paths.train), params)
+    challenger_model, challenger = canary_challenger(params, version) or (None, None)
+    metadata = bundle_metadata(
+        model, params, version, run_id, trained_at, reference, challenger=challenger
+    )
+    example = example_request(pd.read_parquet(params.paths.test), params)
+    write_bundle(model, metadata, example, params.paths.bundle, challenger=challenger_model)
+    return metadata
 
 
 def main() -> None:
@@ -97,16 +164,18 @@ def main() -> None:
     parser.add_argument(
         "--from-registry",
         action="store_true",
-        help="load the champion from the MLflow registry even when this run promoted it",
+        help="take the registry's champion even when this run promoted it "
+        "(a machine that serves what a team trained)",
     )
     args = parser.parse_args()
     params = load_params()
-    model, version, run_id = champion(params, from_registry=args.from_registry)
-    metadata = bundle_metadata(model, params, version, run_id)
-    example = example_request(pd.read_parquet(params.paths.test), params)
-    write_bundle(model, metadata, example, params.paths.bundle)
+    chosen = registry_champion(params) if args.from_registry else champion(params)
+    metadata = export(params, *chosen)
     alias = params.mlflow.champion_alias
-    print(f"export: {metadata['model_name']} v{version} ('{alias}') -> {params.paths.bundle}")
+    print(
+        f"export: {metadata['model_name']} v{metadata['model_version']} ('{alias}') "
+        f"-> {params.paths.bundle}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,18 @@ def log_and_register(
         "model_uri": info.model_uri,
         "model_name": params.mlflow.registered_model_name,
         "version": version_number,
+        "trained_at": run_start_time(run.info.start_time),
     }
+
+
+def run_start_time(start_time_ms: int) -> str:
+    """An MLflow run's start time (milliseconds since the epoch) as ISO-8601 UTC."""
+    return datetime.fromtimestamp(start_time_ms / 1000, tz=UTC).isoformat()
+
+
+def trained_at(client: MlflowClient, run_id: str) -> str:
+    """When the run that trained a model started, as ISO-8601 UTC."""
+    return run_start_time(client.get_run(run_id).info.start_time)
 
 
 def version_by_alias(client: MlflowClient, config: MlflowConfig, alias: str) -> ModelVersion | None:
@@ -118,6 +130,61 @@ def load_version(config: MlflowConfig, version_number: str) -> Pipeline:
 def set_alias(client: MlflowClient, config: MlflowConfig, alias: str, version_number: str) -> None:
     """Move ``alias`` to ``version_number``."""
     client.set_registered_model_alias(config.registered_model_name, alias, version_number)
+
+
+# Model version tags that keep the champion alias's history: aliases themselves have none.
+CHAMPION_SINCE_TAG = "champion_since"
+ROLLED_BACK_TAG = "rolled_back_at"
+
+
+def now_utc() -> str:
+    """The current time as ISO-8601 UTC."""
+    return datetime.now(tz=UTC).isoformat()
+
+
+def promote(client: MlflowClient, config: MlflowConfig, version_number: str) -> None:
+    """Make ``version_number`` the champion and record when, for rollbacks."""
+    set_alias(client, config, config.champion_alias, version_number)
+    client.set_model_version_tag(
+        config.registered_model_name, version_number, CHAMPION_SINCE_TAG, now_utc()
+    )
+
+
+def previous_champion(client: MlflowClient, config: MlflowConfig, current: str) -> str | None:
+    """The version that was champion before ``current``, skipping rolled-back ones."""
+    versions = client.search_model_versions(f"name = '{config.registered_model_name}'")
+    earlier = [
+        version
+        for version in versions
+        if CHAMPION_SINCE_TAG in version.tags
+        and ROLLED_BACK_TAG not in version.tags
+        and str(version.version) != current
+    ]
+    if not earlier:
+        return None
+    return str(max(earlier, key=lambda version: version.tags[CHAMPION_SINCE_TAG]).version)
+
+
+def roll_back(client: MlflowClient, config: MlflowConfig) -> tuple[str, str]:
+    """Move the champion alias back to the previous champion; return (from, to) versions.
+
+    The version rolled back from is tagged, so a second rollback goes further back
+    instead of returning to it.
+    """
+    current = version_by_alias(client, config, config.champion_alias)
+    if current is None:
+        raise LookupError(f"no version holds the alias '{config.champion_alias}': nothing to undo")
+    previous = previous_champion(client, config, str(current.version))
+    if previous is None:
+        raise LookupError(
+            f"v{current.version} is the only version that has been '{config.champion_alias}': "
+            "there is no previous one to roll back to"
+        )
+    client.set_model_version_tag(
+        config.registered_model_name, str(current.version), ROLLED_BACK_TAG, now_utc()
+    )
+    set_alias(client, config, config.champion_alias, previous)
+    return str(current.version), previous
 
 
 def server_health(uri: str, timeout: float = 10.0) -> str:

@@ -5,26 +5,48 @@
 bundle's input schema, the same rules ``conf/schema/`` gives the validation stage,
 so a request the model could not have been trained on is refused with a 4xx that
 names the field and the problem, never a 5xx.
+
+Every answer carries a ``request_id``; sampled predictions are appended to the
+prediction log (``serve.prediction_log``) under the same id, so labels that arrive
+later can be joined to them. ``/metrics`` adds to BentoML's request metrics the
+predictions by model alias, the schema violations by field, the model's age and
+the process's memory and CPU. ``/explain`` gives each input column's contribution
+to one prediction. With ``serve.canary`` on and a challenger in the bundle, the
+challenger answers a share of requests (split) or predicts them unseen (shadow).
 """
 
 import asyncio
+import atexit
 import json
 import os
+import queue
+import random
+import threading
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import bentoml
 import joblib
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, create_model
+import psutil
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from .config import ColumnSchema
+from .freshness import model_age_seconds
 
 BUNDLE = Path(os.environ.get("MODEL_BUNDLE", "models/champion"))
 METADATA: dict[str, Any] = json.loads((BUNDLE / "metadata.json").read_text())
 SETTINGS: dict[str, Any] = METADATA["serve"]
 CLASSIFICATION = METADATA["task"] == "classification"
+INPUT_COLUMNS = list(METADATA["input_schema"])
+CANARY: dict[str, Any] = SETTINGS["canary"]
+# The two models a bundle can hold; their alias names come from the metadata.
+CHAMPION, CHALLENGER = "champion", "challenger"
+# How often each worker refreshes its resource gauges between scrapes.
+RESOURCE_REFRESH_SECONDS = 5.0
 
 
 def field_type(rules: ColumnSchema) -> Any:
@@ -54,8 +76,9 @@ Record = record_type(METADATA["input_schema"])
 
 
 class Prediction(BaseModel):
-    """One prediction and the model that made it."""
+    """One prediction, its id in the prediction log and the model that made it."""
 
+    request_id: str
     prediction: str | float
     probabilities: dict[str, float] | None = None
     model_name: str
@@ -64,8 +87,9 @@ class Prediction(BaseModel):
 
 
 class BatchPredictions(BaseModel):
-    """Predictions in request order and the model that made them."""
+    """Predictions in request order, their ids in the prediction log and the model."""
 
+    request_ids: list[str]
     predictions: list[str | float]
     probabilities: list[dict[str, float]] | None = None
     model_name: str
@@ -73,20 +97,163 @@ class BatchPredictions(BaseModel):
     model_alias: str
 
 
+class Explanation(BaseModel):
+    """How much each input column moved one prediction, measured by occlusion."""
+
+    prediction: str | float
+    explained_output: str
+    output: float
+    reference_output: float
+    contributions: dict[str, float]
+    model_name: str
+    model_version: str
+    model_alias: str
+
+
 BatchOfRecords = Annotated[list[Record], Field(min_length=1, max_length=SETTINGS["max_batch_size"])]
+BatchRequest = create_model("BatchRequest", records=(BatchOfRecords, ...))
 REJECTED = bentoml.metrics.Counter(
     name="rejected_requests",
     documentation="Requests refused before reaching the model, by endpoint and status",
     labelnames=["endpoint", "status"],
 )
+PREDICTIONS = bentoml.metrics.Counter(
+    name="predictions",
+    documentation="Predicted records by the alias of the model that predicted them (shadow too)",
+    labelnames=["model_alias"],
+)
+SCHEMA_VIOLATIONS = bentoml.metrics.Counter(
+    name="schema_violations",
+    documentation="Schema violations in refused requests, by input column (unknown fields: other)",
+    labelnames=["field"],
+)
+MODEL_AGE = bentoml.metrics.Gauge(
+    name="model_age_seconds",
+    documentation="Seconds since the served model's training run started",
+    multiprocess_mode="max",
+)
+# Not process_*: prometheus_client's own process collector owns those names, and
+# BentoML's multiprocess /metrics leaves it out.
+RESIDENT_MEMORY = bentoml.metrics.Gauge(
+    name="service_resident_memory_bytes",
+    documentation="Resident memory of the service's worker processes",
+    multiprocess_mode="livesum",
+)
+CPU_SECONDS = bentoml.metrics.Gauge(
+    name="service_cpu_seconds",
+    documentation="CPU time (user and system) used by the service's worker processes",
+    multiprocess_mode="livesum",
+)
 
 
-ROUTES = {"/predict", "/predict_batch"}
+ROUTES = {"/predict", "/predict_batch", "/explain"}
+# Routes whose body is a record (or a batch of them) validated against the schema.
+RECORD_MODELS: dict[str, type[BaseModel]] = {
+    "/predict": Record,
+    "/explain": Record,
+    "/predict_batch": BatchRequest,
+}
 
 
 def endpoint_label(scope: dict) -> str:
     """The metric label of a request's path: a known route or "other" (bounded cardinality)."""
     return scope["path"] if scope["path"] in ROUTES else "other"
+
+
+def model_identity(entry: dict) -> dict[str, str]:
+    """The name, version and alias of the champion (metadata) or the challenger entry."""
+    return {
+        "model_name": METADATA["model_name"],
+        "model_version": entry["model_version"],
+        "model_alias": entry["model_alias"],
+    }
+
+
+def violated_fields(path: str, body: bytes) -> list[str]:
+    """The input column of each schema violation in a refused body ("other" if none).
+
+    Labels are only known input columns and "other" (unknown fields, bad JSON,
+    batch size), so a caller cannot blow up the metric's cardinality.
+    """
+    try:
+        RECORD_MODELS[path].model_validate_json(body)
+    except ValidationError as error:
+        names = [
+            next((str(part) for part in issue["loc"] if part in INPUT_COLUMNS), "other")
+            for issue in error.errors()
+        ]
+        return names or ["other"]
+    return ["other"]  # refused for a reason the schema alone does not show
+
+
+def refresh_resource_gauges() -> None:
+    """Set the model-age and process resource gauges to their current values."""
+    MODEL_AGE.set(model_age_seconds(METADATA["trained_at"]))
+    process = psutil.Process()
+    times = process.cpu_times()
+    RESIDENT_MEMORY.set(process.memory_info().rss)
+    CPU_SECONDS.set(times.user + times.system)
+
+
+def refresh_resource_gauges_forever() -> None:
+    """Keep this worker's gauges current between scrapes (runs in a daemon thread)."""
+    while True:
+        refresh_resource_gauges()
+        threading.Event().wait(RESOURCE_REFRESH_SECONDS)
+
+
+class PredictionLog:
+    """Appends sampled predictions to a JSON Lines file, one line per record.
+
+    Request handlers only put lines on a queue, so no file I/O happens on the
+    event loop. One thread per worker process writes them: each drained group of
+    lines goes to the file in a single ``write`` on a descriptor opened with
+    ``O_APPEND``, so lines from concurrent requests, and from several workers
+    sharing the file, neither interleave nor overwrite each other.
+    """
+
+    def __init__(self, path: Path, sample_rate: float) -> None:
+        self.sample_rate = sample_rate
+        # Opened here, so a log that cannot be written stops the worker at start-up.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.writer = threading.Thread(target=self.write_forever, daemon=True)
+        self.writer.start()
+        # Lines still queued when the worker stops are written, not dropped.
+        atexit.register(self.close)
+
+    def record(self, entries: list[dict]) -> None:
+        """Queue the sampled share of ``entries`` for writing."""
+        for entry in entries:
+            if random.random() < self.sample_rate:
+                self.lines.put(json.dumps(entry, default=str))
+
+    def write_forever(self) -> None:
+        """Write queued lines until ``close`` queues the end marker."""
+        try:
+            while True:
+                lines = [self.lines.get()]
+                while not self.lines.empty():
+                    lines.append(self.lines.get_nowait())
+                done = None in lines
+                text = "".join(f"{line}\n" for line in lines if line is not None)
+                if text:
+                    os.write(self.descriptor, text.encode())
+                if done:
+                    return
+        finally:
+            os.close(self.descriptor)
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer."""
+        self.lines.put(None)
+        self.writer.join(timeout=10)
+
+
+def prediction_log_path() -> Path:
+    """The log file: ``PREDICTION_LOG`` when set, else ``serve.prediction_log.path``."""
+    return Path(os.environ.get("PREDICTION_LOG") or SETTINGS["prediction_log"]["path"])
 
 
 class RequestGuard:
@@ -123,8 +290,13 @@ class RequestGuard:
                 status = message["status"]
                 if 400 <= status < 500:
                     REJECTED.labels(endpoint=endpoint_label(scope), status=str(status)).inc()
+                if status in (400, 422) and scope["path"] in RECORD_MODELS:
+                    for field in violated_fields(scope["path"], body):
+                        SCHEMA_VIOLATIONS.labels(field=field).inc()
             await send(message)
 
+        if scope["path"] == "/metrics":
+            refresh_resource_gauges()
         await self.app(scope, replay, observed_send)
 
     async def read_body(self, receive: Any) -> bytes | None:
@@ -203,55 +375,159 @@ class MicroBatcher:
     },
 )
 class ModelService:
-    """Predictions from the registry's champion, one record or a batch at a time."""
+    """Predictions from the registry's champion (and canary challenger), one record or a batch."""
 
     def __init__(self) -> None:
-        self.model = joblib.load(BUNDLE / "model.joblib")
-        self.columns = list(METADATA["input_schema"])
-        self.identity = {
-            "model_name": METADATA["model_name"],
-            "model_version": METADATA["model_version"],
-            "model_alias": METADATA["model_alias"],
-        }
-        self.batcher = MicroBatcher(self.predict_records, SETTINGS["batching"]["max_batch_size"])
+        self.models = {CHAMPION: joblib.load(BUNDLE / "model.joblib")}
+        self.identities = {CHAMPION: model_identity(METADATA)}
+        if CANARY["mode"] != "off" and METADATA.get("challenger"):
+            self.models[CHALLENGER] = joblib.load(BUNDLE / "challenger.joblib")
+            self.identities[CHALLENGER] = model_identity(METADATA["challenger"])
+        # Explanations are of the champion's predictions.
+        self.model, self.identity = self.models[CHAMPION], self.identities[CHAMPION]
+        self.columns = INPUT_COLUMNS
+        self.reference = METADATA["reference"]
+        self.batcher = MicroBatcher(self.predict_and_log, SETTINGS["batching"]["max_batch_size"])
+        self.log = PredictionLog(prediction_log_path(), SETTINGS["prediction_log"]["sample_rate"])
+        threading.Thread(target=refresh_resource_gauges_forever, daemon=True).start()
+
+    def canary_draw(self, mode: str) -> bool:
+        """Whether the challenger takes part in one request, in canary ``mode``."""
+        return (
+            CHALLENGER in self.models
+            and CANARY["mode"] == mode
+            and random.random() < CANARY["fraction"]
+        )
+
+    def route(self) -> str:
+        """The model that answers a request: the challenger for a share of them in split mode."""
+        return CHALLENGER if self.canary_draw("split") else CHAMPION
 
     def frame(self, records: list[BaseModel]) -> pd.DataFrame:
         """Records as the table the pipeline was trained on (same columns and order)."""
         rows = [record.model_dump() for record in records]
         return pd.DataFrame.from_records(rows, columns=self.columns)
 
-    def infer(self, records: list[BaseModel]) -> tuple[list, list[dict[str, float]] | None]:
-        """Predicted values and, for classifiers, class probabilities."""
-        table = self.frame(records)
+    def infer(
+        self, records: list[BaseModel], role: str = CHAMPION
+    ) -> tuple[list, list[dict[str, float]] | None]:
+        """Predicted values and, for classifiers, class probabilities, of one model."""
+        model, table = self.models[role], self.frame(records)
         if not CLASSIFICATION:
-            return [float(value) for value in self.model.predict(table)], None
-        probabilities = self.model.predict_proba(table)
-        classes = [str(label) for label in self.model.classes_]
+            return [float(value) for value in model.predict(table)], None
+        probabilities = model.predict_proba(table)
+        classes = [str(label) for label in model.classes_]
         labels = [classes[row.argmax()] for row in probabilities]
         return labels, [dict(zip(classes, map(float, row), strict=True)) for row in probabilities]
 
-    def predict_records(self, records: list[BaseModel]) -> list[Prediction]:
-        """One Prediction per record, from a single model call."""
-        values, probabilities = self.infer(records)
-        return [
+    def predict_as(
+        self, role: str, records: list[BaseModel], request_ids: list[str]
+    ) -> list[Prediction]:
+        """One model's predictions, from one call, counted and logged under its alias."""
+        values, probabilities = self.infer(records, role)
+        identity = self.identities[role]
+        predictions = [
             Prediction(
+                request_id=request_id,
                 prediction=value,
                 probabilities=probabilities[index] if probabilities else None,
-                **self.identity,
+                **identity,
             )
-            for index, value in enumerate(values)
+            for index, (request_id, value) in enumerate(zip(request_ids, values, strict=True))
         ]
+        PREDICTIONS.labels(model_alias=identity["model_alias"]).inc(len(predictions))
+        logged_at = datetime.now(tz=UTC).isoformat()
+        self.log.record(
+            [
+                {
+                    "request_id": prediction.request_id,
+                    "time": logged_at,
+                    **identity,
+                    "features": record.model_dump(),
+                    "prediction": prediction.prediction,
+                    "probabilities": prediction.probabilities,
+                }
+                for record, prediction in zip(records, predictions, strict=True)
+            ]
+        )
+        return predictions
+
+    def predict_and_log(self, requests: list[tuple[BaseModel, str]]) -> list[Prediction]:
+        """Predictions for (record, role) pairs, in order, each with a new request id.
+
+        Each model is called once for its records. In shadow mode the challenger
+        also predicts a share of the records: logged and counted under its alias,
+        with the same request id, never returned to the caller.
+        """
+        request_ids = [uuid.uuid4().hex for _ in requests]
+        answers: dict[int, Prediction] = {}
+        for role in {role for _, role in requests}:
+            indices = [index for index, (_, chosen) in enumerate(requests) if chosen == role]
+            records = [requests[index][0] for index in indices]
+            predictions = self.predict_as(role, records, [request_ids[i] for i in indices])
+            answers.update(zip(indices, predictions, strict=True))
+        shadowed = [index for index in range(len(requests)) if self.canary_draw("shadow")]
+        if shadowed:
+            records = [requests[index][0] for index in shadowed]
+            self.predict_as(CHALLENGER, records, [request_ids[i] for i in shadowed])
+        return [answers[index] for index in range(len(requests))]
+
+    def occlusion(self, record: BaseModel) -> Explanation:
+        """Each input column's contribution to one prediction, by occlusion.
+
+        A column's contribution is the output minus the output with that column set
+        to the reference record's value (median or most frequent in training).
+        Contributions are one-at-a-time effects; with interactions between columns
+        they need not add up to ``output - reference_output``.
+        """
+        table = self.frame([record])
+        variants = [table.assign(**{column: self.reference[column]}) for column in self.columns]
+        reference_row = pd.DataFrame([self.reference], columns=self.columns)
+        grid = pd.concat([table, *variants, reference_row], ignore_index=True)
+        if CLASSIFICATION:
+            # The predicted class's probability, as the service predicts it (argmax).
+            probabilities = self.model.predict_proba(grid)
+            class_index = int(probabilities[0].argmax())
+            label = str(self.model.classes_[class_index])
+            outputs = [float(value) for value in probabilities[:, class_index]]
+            prediction, explained = label, f"probability of {label!r}"
+        else:
+            outputs = [float(value) for value in self.model.predict(grid)]
+            prediction, explained = outputs[0], "predicted value"
+        return Explanation(
+            prediction=prediction,
+            explained_output=explained,
+            output=outputs[0],
+            reference_output=outputs[-1],
+            contributions={
+                column: outputs[0] - outputs[1 + index] for index, column in enumerate(self.columns)
+            },
+            **self.identity,
+        )
 
     @bentoml.api(route="/predict", input_spec=Record)
     async def predict(self, **record: Any) -> Prediction:
         """Predict one record (batched with concurrent requests)."""
-        return await self.batcher.submit(Record.model_construct(**record))
+        return await self.batcher.submit((Record.model_construct(**record), self.route()))
 
     @bentoml.api(route="/predict_batch")
     def predict_batch(self, records: BatchOfRecords) -> BatchPredictions:
-        """Predict a batch of records, in order."""
-        values, probabilities = self.infer(records)
-        return BatchPredictions(predictions=values, probabilities=probabilities, **self.identity)
+        """Predict a batch of records, in order, all by the same model."""
+        role = self.route()
+        predictions = self.predict_and_log([(record, role) for record in records])
+        return BatchPredictions(
+            request_ids=[prediction.request_id for prediction in predictions],
+            predictions=[prediction.prediction for prediction in predictions],
+            probabilities=[prediction.probabilities for prediction in predictions]
+            if CLASSIFICATION
+            else None,
+            **self.identities[role],
+        )
+
+    @bentoml.api(route="/explain", input_spec=Record)
+    def explain(self, **record: Any) -> Explanation:
+        """How much each input column contributed to this record's prediction."""
+        return self.occlusion(Record.model_construct(**record))
 
 
 ModelService.add_asgi_middleware(RequestGuard, max_body_bytes=SETTINGS["max_body_bytes"])

@@ -1,0 +1,625 @@
+"""Monitoring: what the service saw and answered, against what the model was trained on.
+
+``python -m <package>.monitor JOB [JOB ...]`` reads the prediction log the service
+writes (JSON Lines, one line per predicted record) and runs the named jobs:
+
+- ``drift``: each input feature's serving distribution against the training
+  split (Kolmogorov-Smirnov or chi-square test, and PSI);
+- ``skew``: descriptive statistics of the logged features and predictions
+  against training, and the bundle's model re-predicting the logged features
+  (a difference means features are computed differently when serving);
+- ``online``: the task's metrics on log rows whose labels arrived
+  (``logs/labels.csv``), against the same model's metrics on the test split.
+
+Each job writes a markdown report (drift also a plot) to ``monitor.report_dir``.
+The command fails when a job finds a problem past the thresholds in
+``conf/monitor/``, or has too little data for a verdict; ``--report-only``
+writes the reports and always succeeds.
+"""
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .config import DataConfig, DriftConfig, Params, SkewConfig, load_params
+from .evaluate import classification_metrics, regression_metrics, score
+from .export import METADATA_FILE, MODEL_FILE
+
+LOG_PATH_VARIABLE = "PREDICTION_LOG"
+# Category label of missing values, so a change in missingness shows as a category.
+MISSING = "(missing)"
+# Pseudo-count added to every bin before PSI (additive smoothing, see ``psi``).
+SMOOTHING_COUNT = 0.5
+
+
+class NotEnoughData(Exception):
+    """The log (or its labels) cannot support a verdict yet."""
+
+
+# --- The prediction log -------------------------------------------------------
+
+
+def prediction_log_path(params: Params) -> Path:
+    """The log the service writes: ``$PREDICTION_LOG`` when set, else ``serve.prediction_log``."""
+    return Path(os.environ.get(LOG_PATH_VARIABLE) or params.serve.prediction_log.path)
+
+
+def read_prediction_log(path: Path, min_rows: int) -> pd.DataFrame:
+    """The logged predictions, one row per record, indexed by ``request_id``.
+
+    Lines that are not JSON (a write cut short by a crash) are skipped. Fails with
+    ``NotEnoughData`` when the file is missing or holds fewer than ``min_rows`` records.
+    """
+    if not path.exists():
+        raise NotEnoughData(
+            f"no prediction log at {path}: serve the model (`make serve`) and send requests, "
+            f"or point {LOG_PATH_VARIABLE} at the log"
+        )
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    if len(records) < min_rows:
+        raise NotEnoughData(
+            f"{path} holds {len(records)} predictions; a verdict needs at least {min_rows} "
+            "(monitor.min_rows in conf/monitor/)"
+        )
+    log = pd.DataFrame.from_records(records)
+    log["model_version"] = log["model_version"].astype(str)
+    return log.set_index("request_id", drop=False)
+
+
+def logged_inputs(log: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
+    """The logged features as the table the service gave the model (same construction)."""
+    return pd.DataFrame.from_records(
+        log["features"].tolist(), columns=data.input_columns, index=log.index
+    )
+
+
+def served_by(log: pd.DataFrame, model_version: str) -> pd.DataFrame:
+    """The log rows that model version ``model_version`` answered."""
+    return log[log["model_version"] == str(model_version)]
+
+
+# --- Distributions and their distance ------------------------------------------
+
+
+def numbers(values: pd.Series) -> pd.Series:
+    """A column as floats; anything that is not a number becomes missing."""
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
+def category_labels(values: pd.Series) -> pd.Series:
+    """A column as text labels, missing values labeled ``MISSING``."""
+    return values.map(lambda value: MISSING if pd.isna(value) else str(value))
+
+
+def psi(reference_counts: np.ndarray, serving_counts: np.ndarray) -> float:
+    """Population stability index between two count vectors over the same bins."""
+    # Half a count added to every bin keeps the logarithms finite and stops an empty
+    # bin of a small sample (a rare category not seen yet) from passing for drift.
+    reference = np.asarray(reference_counts, dtype=float) + SMOOTHING_COUNT
+    serving = np.asarray(serving_counts, dtype=float) + SMOOTHING_COUNT
+    reference, serving = reference / reference.sum(), serving / serving.sum()
+    return float(np.sum((serving - reference) * np.log(serving / reference)))
+
+
+def quantile_edges(reference: pd.Series, bins: int) -> np.ndarray:
+    """Inner bin edges at the reference's quantiles (fewer when values repeat)."""
+    present = reference.dropna().to_numpy(dtype=float)
+    return np.unique(np.quantile(present, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+
+
+def binned_counts(values: pd.Series, edges: np.ndarray) -> np.ndarray:
+    """Count of ``values`` in each bin between ``edges``, plus a last bin for missing ones."""
+    present = values.dropna().to_numpy(dtype=float)
+    counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
+    return np.append(counts, values.isna().sum())
+
+
+def category_counts(reference: pd.Series, serving: pd.Series) -> pd.DataFrame:
+    """Counts of each category (missing included) in both columns, one row per category."""
+    counts = pd.DataFrame(
+        {
+            "reference": category_labels(reference).value_counts(),
+            "serving": category_labels(serving).value_counts(),
+        }
+    )
+    return counts.fillna(0).sort_index()
+
+
+@dataclass
+class FeatureDrift:
+    """How one column's serving distribution differs from its reference."""
+
+    feature: str
+    kind: str
+    test: str
+    statistic: float
+    p_value: float
+    psi: float
+    drifted: bool
+
+
+def is_drift(index: float, p_value: float, config: DriftConfig) -> bool:
+    """A change both large (PSI) and significant (p-value) is drift.
+
+    PSI alone flags sampling noise in small logs; a test alone flags negligible
+    changes in large ones. Without a test (a serving column entirely missing)
+    PSI decides alone.
+    """
+    significant = bool(np.isnan(p_value) or p_value < config.p_value_min)
+    return index > config.psi_max and significant
+
+
+def numeric_drift(name: str, reference: pd.Series, serving: pd.Series, config: DriftConfig):
+    """Two-sample Kolmogorov-Smirnov test and PSI on the reference's quantile bins."""
+    reference, serving = numbers(reference), numbers(serving)
+    edges = quantile_edges(reference, config.bins)
+    index = psi(binned_counts(reference, edges), binned_counts(serving, edges))
+    statistic, p_value = np.nan, np.nan
+    if reference.notna().any() and serving.notna().any():
+        result = stats.ks_2samp(reference.dropna(), serving.dropna())
+        statistic, p_value = float(result.statistic), float(result.pvalue)
+    drifted = is_drift(index, p_value, config)
+    return FeatureDrift(name, "numeric", "KS", statistic, p_value, index, drifted)
+
+
+def categorical_drift(name: str, reference: pd.Series, serving: pd.Series, config: DriftConfig):
+    """Chi-square test of homogeneity and PSI on category frequencies."""
+    counts = category_counts(reference, serving)
+    index = psi(counts["reference"].to_numpy(), counts["serving"].to_numpy())
+    statistic, p_value = 0.0, 1.0
+    if len(counts) > 1:
+        result = stats.chi2_contingency(counts.to_numpy().T)
+        statistic, p_value = float(result.statistic), float(result.pvalue)
+    drifted = is_drift(index, p_value, config)
+    return FeatureDrift(name, "categorical", "chi-square", statistic, p_value, index, drifted)
+
+
+def drift_table(
+    reference: pd.DataFrame, serving: pd.DataFrame, data: DataConfig, config: DriftConfig
+) -> pd.DataFrame:
+    """One row per input feature: test, statistic, p-value, PSI and whether it drifted."""
+    rows = [
+        numeric_drift(column, reference[column], serving[column], config)
+        for column in data.numeric_features
+    ] + [
+        categorical_drift(column, reference[column], serving[column], config)
+        for column in data.categorical_features
+    ]
+    return pd.DataFrame([row.__dict__ for row in rows])
+
+
+# --- Training/serving skew -----------------------------------------------------
+
+
+def skew_row(check: str, column: str, training: float, serving: float, value: float, limit: float):
+    """One line of the skew table; a NaN value (no data) counts as skew."""
+    skewed = not value <= limit
+    return {
+        "check": check,
+        "column": column,
+        "training": training,
+        "serving": serving,
+        "value": value,
+        "limit": limit,
+        "skewed": skewed,
+    }
+
+
+def numeric_skew(column: str, training: pd.Series, serving: pd.Series, config: SkewConfig):
+    """Mean shift (in training standard deviations), std ratio and missing-rate change."""
+    training, serving = numbers(training), numbers(serving)
+    mean_t, mean_s = training.mean(), serving.mean()
+    std_t, std_s = training.std(), serving.std()
+    shift = abs(mean_s - mean_t) / std_t if std_t > 0 else float(mean_s != mean_t)
+    ratio = max(std_s / std_t, std_t / std_s) if std_t > 0 and std_s > 0 else float("inf")
+    missing_t, missing_s = training.isna().mean(), serving.isna().mean()
+    return [
+        skew_row(
+            "mean shift (training stds)", column, mean_t, mean_s, shift, config.mean_shift_max
+        ),
+        skew_row("std ratio", column, std_t, std_s, ratio, config.std_ratio_max),
+        skew_row(
+            "missing rate change",
+            column,
+            missing_t,
+            missing_s,
+            abs(missing_s - missing_t),
+            config.missing_rate_change_max,
+        ),
+    ]
+
+
+def categorical_skew(column: str, training: pd.Series, serving: pd.Series, config: SkewConfig):
+    """Missing-rate change and the largest change of one category's frequency."""
+    counts = category_counts(training, serving)
+    shares = counts / counts.sum()
+    missing = (
+        shares.loc[MISSING]
+        if MISSING in shares.index
+        else pd.Series({"reference": 0.0, "serving": 0.0})
+    )
+    changes = (shares["serving"] - shares["reference"]).abs()
+    category = str(changes.idxmax())
+    return [
+        skew_row(
+            "missing rate change",
+            column,
+            missing["reference"],
+            missing["serving"],
+            abs(missing["serving"] - missing["reference"]),
+            config.missing_rate_change_max,
+        ),
+        skew_row(
+            f"largest frequency change ({category})",
+            column,
+            shares.loc[category, "reference"],
+            shares.loc[category, "serving"],
+            changes.max(),
+            config.category_frequency_change_max,
+        ),
+    ]
+
+
+def prediction_distribution_skew(
+    reference: pd.Series, logged: pd.Series, is_classification: bool, config: SkewConfig, bins: int
+) -> dict:
+    """PSI of logged predictions against the model's own predictions on held-out data."""
+    if is_classification:
+        counts = category_counts(reference, logged)
+        index = psi(counts["reference"].to_numpy(), counts["serving"].to_numpy())
+        center_t, center_s = np.nan, np.nan
+    else:
+        reference, logged = numbers(reference), numbers(logged)
+        edges = quantile_edges(reference, bins)
+        index = psi(binned_counts(reference, edges), binned_counts(logged, edges))
+        center_t, center_s = reference.mean(), logged.mean()
+    return skew_row(
+        "prediction PSI", "prediction", center_t, center_s, index, config.prediction_psi_max
+    )
+
+
+def same_predictions(
+    logged: pd.Series, recomputed: np.ndarray, is_classification: bool, rtol: float
+) -> pd.Series:
+    """Whether each logged prediction equals the one recomputed from its logged features."""
+    if is_classification:
+        return logged.astype(str) == pd.Series(recomputed, index=logged.index).astype(str)
+    close = np.isclose(numbers(logged).to_numpy(), recomputed.astype(float), rtol=rtol, atol=0.0)
+    return pd.Series(close, index=logged.index)
+
+
+def prediction_mismatch_skew(
+    model: Any, log: pd.DataFrame, data: DataConfig, config: SkewConfig
+) -> dict:
+    """Share of logged predictions the model does not reproduce from the logged features."""
+    recomputed = model.predict(logged_inputs(log, data))
+    same = same_predictions(
+        log["prediction"], recomputed, data.is_classification, config.prediction_rtol
+    )
+    mismatch = 1.0 - same.mean() if len(same) else float("nan")
+    return skew_row(
+        "re-predicted differently (share)",
+        "prediction",
+        float(len(same)),
+        float((~same).sum()),
+        mismatch,
+        config.prediction_mismatch_max,
+    )
+
+
+def skew_table(
+    training: pd.DataFrame,
+    reference_predictions: pd.Series,
+    log: pd.DataFrame,
+    model: Any,
+    params: Params,
+) -> pd.DataFrame:
+    """Every skew check: feature statistics, prediction distribution, re-prediction.
+
+    ``log`` holds the rows the model (``model``) answered; ``reference_predictions``
+    are that model's predictions on held-out data.
+    """
+    data, config = params.data, params.monitor.skew
+    serving = logged_inputs(log, data)
+    rows = []
+    for column in data.numeric_features:
+        rows += numeric_skew(column, training[column], serving[column], config)
+    for column in data.categorical_features:
+        rows += categorical_skew(column, training[column], serving[column], config)
+    rows.append(
+        prediction_distribution_skew(
+            reference_predictions,
+            log["prediction"],
+            data.is_classification,
+            config,
+            params.monitor.drift.bins,
+        )
+    )
+    rows.append(prediction_mismatch_skew(model, log, data, config))
+    return pd.DataFrame(rows)
+
+
+# --- Online vs offline metrics ---------------------------------------------------
+
+
+class LoggedPredictions:
+    """The prediction log seen as a fitted model that answers what the service answered.
+
+    It lets the evaluation stage's metric functions score serving traffic unchanged:
+    ``predict`` returns the logged predictions of the rows asked for.
+    """
+
+    def __init__(self, log: pd.DataFrame, is_classification: bool) -> None:
+        self.log = log
+        self.classes_: list[str] = []
+        if is_classification:
+            probabilities = log["probabilities"]
+            if probabilities.isna().any():
+                raise ValueError("a classifier's log rows must carry class probabilities")
+            self.classes_ = list(probabilities.iloc[0])
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """The logged prediction of each row of ``features`` (matched by index)."""
+        return self.log.loc[features.index, "prediction"].to_numpy()
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """The logged class probabilities of each row, in ``classes_`` order."""
+        rows = self.log.loc[features.index, "probabilities"]
+        return np.array([[row[label] for label in self.classes_] for row in rows])
+
+
+def labeled_rows(log: pd.DataFrame, labels_path: Path, target: str, min_rows: int) -> pd.Series:
+    """The true target of each logged request that has a label, indexed by ``request_id``."""
+    if not labels_path.exists():
+        raise NotEnoughData(
+            f"no labels yet at {labels_path}: write request_id,{target} rows as they arrive"
+        )
+    labels = pd.read_csv(labels_path, dtype={"request_id": str})
+    missing = {"request_id", target} - set(labels.columns)
+    if missing:
+        raise ValueError(f"{labels_path} lacks the column(s) {sorted(missing)}")
+    labels = labels.drop_duplicates("request_id", keep="last").set_index("request_id")[target]
+    joined = labels[labels.index.isin(log.index)]
+    if len(joined) < min_rows:
+        raise NotEnoughData(
+            f"{len(joined)} logged predictions have a label in {labels_path}; "
+            f"a verdict needs at least {min_rows} (monitor.min_rows in conf/monitor/)"
+        )
+    return joined
+
+
+def online_scores(log: pd.DataFrame, truth: pd.Series, is_classification: bool) -> dict:
+    """The task's metrics (evaluate.py's) of the logged predictions against ``truth``."""
+    rows = log.loc[truth.index]
+    model = LoggedPredictions(rows, is_classification)
+    if is_classification:
+        # Labels are compared as text: the log carries the service's text labels.
+        return classification_metrics(model, rows, truth.astype(str))
+    return regression_metrics(model, rows, truth.astype(float))
+
+
+def online_offline_table(online: dict, offline: dict, tolerance: dict[str, float]) -> pd.DataFrame:
+    """Per metric with a tolerance: offline, online, their difference and whether it is too big."""
+    rows = []
+    for metric, limit in tolerance.items():
+        difference = abs(online.get(metric, np.nan) - offline.get(metric, np.nan))
+        rows.append(
+            {
+                "metric": metric,
+                "offline": offline.get(metric, np.nan),
+                "online": online.get(metric, np.nan),
+                "difference": difference,
+                "tolerance": limit,
+                "too_far": not difference <= limit,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- Reports ------------------------------------------------------------------------
+
+
+def number(value: Any) -> str:
+    """A table cell: numbers with four significant digits, flags as yes/no."""
+    if isinstance(value, bool | np.bool_):
+        return "**yes**" if value else "no"
+    if isinstance(value, float | np.floating):
+        return "n/a" if np.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(table: pd.DataFrame) -> list[str]:
+    """``table`` as markdown lines."""
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(number(value) for value in row) + " |")
+    return lines
+
+
+def write_report(path: Path, title: str, context: list[str], table: pd.DataFrame, summary: str):
+    """Write a markdown report: title, context lines, the table and a summary line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {title}", "", *context, "", *markdown_table(table), "", f"**{summary}**", ""]
+    path.write_text("\n".join(lines))
+
+
+def plot_drift(
+    reference: pd.DataFrame,
+    serving: pd.DataFrame,
+    drift: pd.DataFrame,
+    data: DataConfig,
+    path: Path,
+) -> None:
+    """Reference and serving histograms (numeric) or frequencies (categorical) per feature."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    columns = 3
+    rows = -(-len(drift) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False)
+    for axis, feature in zip(axes.flat, drift.itertuples(), strict=False):
+        if feature.kind == "numeric":
+            reference_values = numbers(reference[feature.feature]).dropna()
+            serving_values = numbers(serving[feature.feature]).dropna()
+            edges = np.histogram_bin_edges(pd.concat([reference_values, serving_values]), bins=20)
+            axis.hist(reference_values, bins=edges, density=True, alpha=0.5, label="training")
+            axis.hist(serving_values, bins=edges, density=True, alpha=0.5, label="serving")
+        else:
+            counts = category_counts(reference[feature.feature], serving[feature.feature])
+            shares = counts / counts.sum()
+            positions = np.arange(len(shares))
+            axis.bar(positions - 0.2, shares["reference"], width=0.4, label="training")
+            axis.bar(positions + 0.2, shares["serving"], width=0.4, label="serving")
+            axis.set_xticks(positions, shares.index, rotation=30)
+        verdict = "DRIFTED" if feature.drifted else "stable"
+        axis.set_title(f"{feature.feature}: {verdict} (PSI {feature.psi:.2f})", fontsize=9)
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(drift) :]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+# --- Jobs ------------------------------------------------------------------------------
+
+
+def bundle_model(params: Params) -> tuple[Any, str]:
+    """The exported champion's model and version (what the service serves)."""
+    metadata = json.loads((params.paths.bundle / METADATA_FILE).read_text())
+    return joblib.load(params.paths.bundle / MODEL_FILE), str(metadata["model_version"])
+
+
+def run_drift(params: Params) -> list[str]:
+    """Drift job: write the report and plot; return the problems found."""
+    config = params.monitor
+    log = read_prediction_log(prediction_log_path(params), config.min_rows)
+    training = pd.read_parquet(params.paths.train)
+    serving = logged_inputs(log, params.data)
+    drift = drift_table(training, serving, params.data, config.drift)
+    drifted = drift.loc[drift["drifted"], "feature"].tolist()
+    summary = (
+        f"{len(drifted)} of {len(drift)} features drifted "
+        f"(allowed: {config.drift.max_drifted_features})"
+        + (f": {', '.join(drifted)}" if drifted else "")
+    )
+    plot = config.report_dir / "drift.png"
+    plot_drift(training, serving, drift, params.data, plot)
+    context = [
+        f"{len(serving)} logged records against {len(training)} training rows "
+        f"({params.paths.train}). A feature drifted when its PSI exceeds "
+        f"{config.drift.psi_max} and its test's p-value is below {config.drift.p_value_min}.",
+        "",
+        f"![Training and serving distributions]({plot.name})",
+    ]
+    write_report(config.report_dir / "drift.md", "Input drift", context, drift, summary)
+    print(f"drift: {summary}")
+    return [f"drift: {summary}"] if len(drifted) > config.drift.max_drifted_features else []
+
+
+def run_skew(params: Params) -> list[str]:
+    """Skew job: write the report; return the problems found."""
+    config = params.monitor
+    log = read_prediction_log(prediction_log_path(params), config.min_rows)
+    model, version = bundle_model(params)
+    answered = served_by(log, version)
+    if len(answered) < config.min_rows:
+        raise NotEnoughData(
+            f"{len(answered)} logged predictions come from the exported model v{version}; "
+            f"a verdict needs at least {config.min_rows}"
+        )
+    training = pd.read_parquet(params.paths.train)
+    test_features = pd.read_parquet(params.paths.test)[params.data.input_columns]
+    reference_predictions = pd.Series(model.predict(test_features))
+    skew = skew_table(training, reference_predictions, answered, model, params)
+    skewed = skew.loc[skew["skewed"], ["check", "column"]]
+    found = [f"{row.column}: {row.check}" for row in skewed.itertuples()]
+    summary = f"{len(found)} of {len(skew)} checks past their limit" + (
+        ": " + "; ".join(found) if found else ""
+    )
+    context = [
+        f"{len(answered)} records answered by model v{version} ({len(log)} logged in all), "
+        f"against {len(training)} training rows. Prediction PSI compares with the model's "
+        f"predictions on the test split; re-prediction runs {params.paths.bundle / MODEL_FILE} "
+        "on the logged features (training: rows checked; serving: rows that differ).",
+    ]
+    write_report(config.report_dir / "skew.md", "Training/serving skew", context, skew, summary)
+    print(f"skew: {summary}")
+    return [f"skew: {summary}"] if found else []
+
+
+def run_online(params: Params) -> list[str]:
+    """Online job: write the report; return the problems found.
+
+    Offline means the exported model scored on the test split, as the evaluate
+    stage scores it: ``reports/metrics.json`` holds the same numbers when the last
+    run promoted its model, but a challenger's when it did not.
+    """
+    config = params.monitor
+    log = read_prediction_log(prediction_log_path(params), config.min_rows)
+    model, version = bundle_model(params)
+    answered = served_by(log, version)
+    truth = labeled_rows(answered, config.labels, params.data.target, config.min_rows)
+    online = online_scores(answered, truth, params.data.is_classification)
+    offline = score(model, pd.read_parquet(params.paths.test), params)
+    table = online_offline_table(online, offline, config.online.tolerance)
+    too_far = table.loc[table["too_far"], "metric"].tolist()
+    summary = f"{len(too_far)} of {len(table)} metrics outside their tolerance" + (
+        f": {', '.join(too_far)}" if too_far else ""
+    )
+    context = [
+        f"{len(truth)} labeled records ({config.labels}) answered by model v{version} "
+        f"({len(log)} logged in all); offline: the same model on {params.paths.test}.",
+    ]
+    write_report(
+        config.report_dir / "online.md", "Online vs offline metrics", context, table, summary
+    )
+    print(f"online: {summary}")
+    return [f"online: {summary}"] if too_far else []
+
+
+JOBS = {"drift": run_drift, "skew": run_skew, "online": run_online}
+
+
+def main() -> None:
+    """Run monitoring jobs on the prediction log; fail on problems unless ``--report-only``."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("jobs", nargs="+", choices=list(JOBS), help="jobs to run, in order")
+    parser.add_argument("--report-only", action="store_true", help="write the reports, never fail")
+    args = parser.parse_args()
+    params = load_params()
+    failed, reported = [], []
+    for job in args.jobs:
+        try:
+            problems = JOBS[job](params)
+        except NotEnoughData as reason:
+            print(f"{job}: no verdict: {reason}")
+            failed.append(f"{job} (no verdict)")
+            continue
+        reported.append(job)
+        if problems:
+            failed.append(job)
+    if reported:
+        print(f"reports of {', '.join(reported)} in {params.monitor.report_dir}/")
+    if failed and not args.report_only:
+        raise SystemExit(f"monitor: failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
