@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +118,7 @@ class TeamStack:
     processes: list[subprocess.Popen] = field(default_factory=list)
     postgres_started: bool = False
     postgres_dir: Path | None = None
+    mlflow_process: subprocess.Popen | None = None
 
     @property
     def postgres_uri(self) -> str:
