@@ -27,6 +27,16 @@ import yaml
         ({"python_version": "3.9"}, "'3.9' is not in"),
         ({"license": "GPL"}, "'GPL' is not in"),
         ({"ml_task": "clustering"}, "'clustering' is not in"),
+        ({"tracking": "remote"}, "'remote' is not in"),
+        ({"tracking_uri": "127.0.0.1:5000", "tracking": "server"}, "is not a tracking server URL"),
+        (
+            {"tracking_uri": "https://me:secret@mlflow.example.com", "tracking": "server"},
+            "never in the URL",
+        ),
+        ({"data_remote": "ftp"}, "'ftp' is not in"),
+        ({"data_remote_url": "gs://bucket/dvc", "data_remote": "s3"}, "is not a s3 remote URL"),
+        ({"data_remote_url": "gs://Bucket/dvc", "data_remote": "gcs"}, "lowercase"),
+        ({"data_remote_url": "azure://", "data_remote": "azure"}, "expected azure://<bucket>"),
     ],
 )
 def test_a_wrong_answer_is_refused_saying_what_is_accepted(

