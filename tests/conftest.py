@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,6 +72,18 @@ def run_make(project: Path, target: str, timeout: int = 900) -> subprocess.Compl
         output = f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
         pytest.fail(f"make {target} failed in {project}:\n{output}")
     return result
+
+
+def hadolint(project: Path, dockerfile: str) -> subprocess.CompletedProcess:
+    """Lint a generated Dockerfile with hadolint (a dev dependency), warnings and infos too."""
+    linter = Path(sys.executable).parent / "hadolint"
+    return subprocess.run(
+        [str(linter), "--failure-threshold", "info", dockerfile],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def hooks_dir() -> Path:

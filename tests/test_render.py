@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import hooks_dir, question_choices, render
+from conftest import hadolint, hooks_dir, question_choices, render
 
 CHOICE_QUESTIONS = ["license", "python_version", "ml_task"]
 EVERY_CHOICE = [(name, value) for name in CHOICE_QUESTIONS for value in question_choices(name)]
@@ -107,12 +107,5 @@ def test_skipping_tasks_leaves_git_init_to_make_setup(render_project: Callable[.
 
 
 def test_the_dockerfile_passes_hadolint_without_warnings(rendered: Path) -> None:
-    hadolint = Path(sys.executable).parent / "hadolint"
-    result = subprocess.run(
-        [str(hadolint), "--failure-threshold", "info", "Dockerfile"],
-        cwd=rendered,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = hadolint(rendered, "Dockerfile")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import question_choices, render
+from conftest import hadolint, question_choices, render
 
 REMOTE_URLS = {"s3": "s3://", "gcs": "gs://", "azure": "azure://"}
 DVC_EXTRAS = {"s3": "dvc[s3]", "gcs": "dvc[gs]", "azure": "dvc[azure]"}
@@ -120,14 +120,7 @@ def test_the_stack_has_no_password_of_its_own(team_project: Path) -> None:
 
 
 def test_the_mlflow_server_image_passes_hadolint(team_project: Path) -> None:
-    hadolint = Path(sys.executable).parent / "hadolint"
-    result = subprocess.run(
-        [str(hadolint), "--failure-threshold", "info", "stack/mlflow-server.Dockerfile"],
-        cwd=team_project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = hadolint(team_project, "stack/mlflow-server.Dockerfile")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
