@@ -116,6 +116,11 @@ def threshold_failures(scores: dict, config: EvaluateConfig) -> list[str]:
     return failures
 
 
+def gain(new: float, old: float, config: EvaluateConfig) -> float:
+    """How much better ``new`` is than ``old`` on the primary metric (positive: better)."""
+    return new - old if config.greater_is_better else old - new
+
+
 def decide(challenger: dict, champion: dict | None, config: EvaluateConfig) -> Decision:
     """Apply the promotion gate: thresholds first, then the margin over the champion."""
     failures = threshold_failures(challenger, config)
@@ -124,14 +129,12 @@ def decide(challenger: dict, champion: dict | None, config: EvaluateConfig) -> D
     if champion is None:
         return Decision(True, ["no champion yet and the challenger meets every threshold"])
     name = config.primary_metric
-    gain = challenger[name] - champion[name]
-    if not config.greater_is_better:
-        gain = -gain
+    improvement = gain(challenger[name], champion[name], config)
     comparison = (
         f"{name}: challenger {challenger[name]:.4f} vs champion {champion[name]:.4f} "
-        f"(gain {gain:+.4f}, required margin {config.promotion_margin})"
+        f"(gain {improvement:+.4f}, required margin {config.promotion_margin})"
     )
-    if gain >= config.promotion_margin and gain > 0:
+    if improvement >= config.promotion_margin and improvement > 0:
         return Decision(True, [f"challenger beats the champion; {comparison}"])
     return Decision(False, [f"champion stays; {comparison}"])
 
