@@ -25,15 +25,26 @@ class Strict(BaseModel):
 
 
 class DataConfig(Strict):
-    """Where the data comes from and which columns play which role."""
+    """Where the data comes from and which columns play which role.
+
+    ``slice_column``, ``time_column`` and ``sensitive_column`` need not be model
+    inputs; each is optional, and the checks that need one say so when it is absent.
+    """
 
     source: Path
     task: Literal["classification", "regression"]
     target: str
-    slice_column: str
     numeric_features: list[str]
-    categorical_features: list[str]
+    categorical_features: list[str] = []
     derived_features: list[str] = []
+    # Evaluation reports metrics per value of this column (numeric: per quantile bin).
+    slice_column: str | None = None
+    slice_bins: int = Field(default=4, ge=2)
+    # Rows are ordered in time by this column: the staleness check (model-4) trains
+    # without the newest period. Never a model input. None: the file's row order.
+    time_column: str | None = None
+    # Model quality is compared across the groups of this column (model-7).
+    sensitive_column: str | None = None
 
     @property
     def is_classification(self) -> bool:
@@ -211,10 +222,14 @@ class TuningConfig(Strict):
 
 
 class StalenessConfig(Strict):
-    """How much a model trained without the newest period may lose on it."""
+    """How much a model trained without the newest period may lose on it.
 
-    time_column: str
+    The period is the newest value of ``data.time_column``; without a time column,
+    the newest ``row_order_share`` of the rows in the file's order.
+    """
+
     max_loss: float = Field(ge=0.0)
+    row_order_share: float = Field(default=0.2, gt=0.0, lt=1.0)
 
 
 class SliceCheckConfig(Strict):
@@ -225,9 +240,8 @@ class SliceCheckConfig(Strict):
 
 
 class InclusionConfig(Strict):
-    """Largest metric gap allowed between the groups of a sensitive attribute."""
+    """Largest metric gap allowed between the groups of ``data.sensitive_column``."""
 
-    column: str
     min_rows: int = Field(ge=1)
     max_gap: float = Field(ge=0.0)
 

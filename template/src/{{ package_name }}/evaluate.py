@@ -65,13 +65,33 @@ def score(model: Pipeline, table: pd.DataFrame, params: Params) -> dict:
     return scorer(model, features, target)
 
 
+def groups_of(table: pd.DataFrame, column: str, bins: int) -> dict[str, pd.DataFrame]:
+    """The rows of ``table`` per value of ``column``, by label.
+
+    A numeric column with more distinct values than ``bins`` is cut into that many
+    quantile bins (labelled by interval), so a continuous column slices too.
+    """
+    values = table[column]
+    if pd.api.types.is_numeric_dtype(values) and values.nunique() > bins:
+        values = pd.qcut(values, q=bins, duplicates="drop").astype(str)
+    return {
+        str(value): rows
+        for value, rows in table.groupby(values, dropna=False, sort=True, observed=True)
+    }
+
+
 def slice_scores(model: Pipeline, table: pd.DataFrame, params: Params) -> dict:
-    """Metrics per value of the slice column, with each slice's row count."""
+    """Metrics per slice of ``data.slice_column``, with each slice's row count.
+
+    Empty when the dataset has no slice column.
+    """
     column = params.data.slice_column
-    result = {}
-    for value, rows in table.groupby(column, dropna=False, sort=True):
-        result[str(value)] = {"rows": len(rows), **score(model, rows, params)}
-    return result
+    if column is None:
+        return {}
+    return {
+        label: {"rows": len(rows), **score(model, rows, params)}
+        for label, rows in groups_of(table, column, params.data.slice_bins).items()
+    }
 
 
 def plot_tables(model: Pipeline, table: pd.DataFrame, params: Params) -> dict[Path, pd.DataFrame]:

@@ -52,6 +52,9 @@ RUBRIC: tuple[tuple[str, str], ...] = (
 TITLES = dict(RUBRIC)
 SECTIONS = {"data": "Data", "model": "Model", "infra": "Infrastructure", "monitor": "Monitoring"}
 USER_PROPERTY = "ml_test"
+# A check that adapted to the data says how with ``record_property(NOTE_PROPERTY, text)``;
+# the report shows the note beside the rubric test.
+NOTE_PROPERTY = "ml_test_note"
 
 
 @dataclass
@@ -112,29 +115,60 @@ def outcome(reports: list[pytest.TestReport]) -> str:
     return "skipped"
 
 
+def skip_reason(reports: list[pytest.TestReport]) -> str | None:
+    """Why a skipped test was skipped (pytest's message), or None."""
+    for report in reports:
+        if report.skipped and isinstance(report.longrepr, tuple):
+            return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return None
+
+
+def notes_of(reports: list[pytest.TestReport]) -> list[str]:
+    """The notes a test recorded about how it adapted to the data."""
+    return [
+        str(value)
+        for report in reports
+        for name, value in report.user_properties
+        if name == NOTE_PROPERTY
+    ]
+
+
 def evidence_present(paths: list[str], root: Path) -> bool:
     """Whether every evidence file of a manual procedure exists."""
     return bool(paths) and all((root / path).exists() for path in paths)
 
 
-def score(outcomes: dict[str, dict[str, str]], config: MlTestScoreConfig, root: Path) -> Score:
-    """Score the rubric from the outcomes of the checks that ran, by rubric id."""
+def score(
+    outcomes: dict[str, dict[str, str]],
+    config: MlTestScoreConfig,
+    root: Path,
+    remarks: dict[str, list[str]] | None = None,
+) -> Score:
+    """Score the rubric from the outcomes of the checks that ran, by rubric id.
+
+    ``remarks`` are, per rubric id, the notes of checks that adapted to the data
+    and the reasons of checks that could not apply; they are shown, never scored.
+    """
     rows = []
     for rubric_id, title in RUBRIC:
         checks = outcomes.get(rubric_id, {})
         ended = set(checks.values()) - {"skipped"}
         manual = config.manual.get(rubric_id)
+        said = "; ".join(sorted(set((remarks or {}).get(rubric_id, []))))
         if "failed" in ended:
             failed = sorted(name for name, result in checks.items() if result == "failed")
             row = Row(rubric_id, title, "automated", f"failed: {', '.join(failed)}", 0.0)
         elif ended:
             passed = sum(result == "passed" for result in checks.values())
-            row = Row(rubric_id, title, "automated", f"{passed} check(s) passed", 1.0)
+            result = f"{passed} check(s) passed" + (f" ({said})" if said else "")
+            row = Row(rubric_id, title, "automated", result, 1.0)
         elif manual and evidence_present(manual.evidence, root):
             row = Row(rubric_id, title, "manual", manual.procedure, 0.5)
         elif manual:
             missing = ", ".join(manual.evidence)
             row = Row(rubric_id, title, "manual", f"evidence missing: {missing}", 0.0)
+        elif checks and said:
+            row = Row(rubric_id, title, "not applicable", said, 0.0)
         else:
             skipped = "all checks skipped" if checks else "no check ran"
             row = Row(rubric_id, title, "not covered", skipped, 0.0)
@@ -199,6 +233,18 @@ class ScorePlugin:
                 self.ids[report.nodeid] = list(value)
                 self.reports.setdefault(report.nodeid, []).append(report)
 
+    def remarks(self) -> dict[str, list[str]]:
+        """Per rubric id, notes of checks that adapted and reasons of skipped ones."""
+        by_id: dict[str, list[str]] = {}
+        for nodeid, ids in self.ids.items():
+            reports = self.reports[nodeid]
+            said = notes_of(reports)
+            if outcome(reports) == "skipped" and (reason := skip_reason(reports)):
+                said.append(reason)
+            for rubric_id in ids:
+                by_id.setdefault(rubric_id, []).extend(said)
+        return by_id
+
     def outcomes(self) -> dict[str, dict[str, str]]:
         """Per rubric id, each check's node id and how it ended."""
         by_id: dict[str, dict[str, str]] = {}
@@ -212,7 +258,7 @@ class ScorePlugin:
         """Score the run, write the reports, and fail the run below ``fail_under``."""
         if hasattr(session.config, "workerinput"):
             return  # xdist workers report to the controller, which scores
-        self.result = score(self.outcomes(), self.config, self.root)
+        self.result = score(self.outcomes(), self.config, self.root, self.remarks())
         report = self.config.report
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(markdown(self.result))
