@@ -65,7 +65,8 @@ class ColumnSchema(Strict):
     max_null_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
     min: float | None = None
     max: float | None = None
-    categories: list[str] | None = None
+    # Allowed values: text, or whole numbers for a classifier's numeric labels.
+    categories: list[str] | list[int] | None = None
 
 
 class SchemaConfig(Strict):

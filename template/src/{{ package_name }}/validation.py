@@ -156,18 +156,27 @@ def infer_column(
     return rules
 
 
+def infer_target(series: pd.Series, is_classification: bool) -> dict:
+    """The target's rules: its classes (whole-number labels stay numbers), else its range."""
+    values = series.dropna()
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if is_classification and numeric and bool((values == values.round()).all()):
+        return {
+            "dtype": "int",
+            "categories": sorted(int(value) for value in values.unique()),
+            "nullable": False,
+        }
+    return infer_column(series, True, range_margin=0.1, null_slack=0.0)
+
+
 def infer_schema(
     frame: pd.DataFrame, data: DataConfig, range_margin: float, null_slack: float
 ) -> dict:
     """Derive a schema for the target and input columns from the data's statistics."""
-    columns = [data.target, *data.input_columns]
-    return {
-        "min_rows": max(1, len(frame) // 10),
-        "columns": {
-            column: infer_column(frame[column], column == data.target, range_margin, null_slack)
-            for column in columns
-        },
-    }
+    rules = {data.target: infer_target(frame[data.target], data.is_classification)}
+    for column in data.input_columns:
+        rules[column] = infer_column(frame[column], False, range_margin, null_slack)
+    return {"min_rows": max(1, len(frame) // 10), "columns": rules}
 
 
 def main() -> None:
