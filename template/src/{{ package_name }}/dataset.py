@@ -244,13 +244,14 @@ def column_role(name: str, values: pd.Series, rows: int) -> Column:
     unique_share = distinct / len(present)
     if ID_NAME.search(name) and unique_share > 0.9:
         return Column(name, "left out", "an identifier (name and nearly unique values)")
-    if (not numeric or integral) and distinct == len(present) and len(present) > MAX_CATEGORIES:
+    if not numeric and distinct <= MAX_CATEGORIES:
+        return Column(name, "categorical", f"text with {distinct} values")
+    text = present.astype(str)
+    if not numeric and unique_share > FREE_TEXT_SHARE and text.str.contains(" ").mean() > 0.5:
+        return Column(name, "left out", f"free text ({distinct} distinct values)")
+    if (not numeric or integral) and distinct == len(present):
         return Column(name, "left out", "an identifier (every value unique)")
     if not numeric:
-        if distinct <= MAX_CATEGORIES:
-            return Column(name, "categorical", f"text with {distinct} values")
-        if unique_share > FREE_TEXT_SHARE or present.astype(str).str.len().mean() > 30:
-            return Column(name, "left out", f"free text ({distinct} distinct values)")
         return Column(
             name,
             "left out",
@@ -351,11 +352,11 @@ def pick_time(profile: Profile, frame: pd.DataFrame) -> None:
 def pick_sensitive(profile: Profile, frame: pd.DataFrame) -> None:
     """A column named like a protected attribute, else none."""
     for name in frame.columns:
-        if name != profile.target and SENSITIVE_NAME.search(str(name)):
-            if frame[name].nunique() >= 2:
-                profile.sensitive_column = str(name)
-                profile.sensitive_reason = "named like a protected attribute"
-                return
+        named = name != profile.target and SENSITIVE_NAME.search(str(name))
+        if named and frame[name].nunique() >= 2:
+            profile.sensitive_column = str(name)
+            profile.sensitive_reason = "named like a protected attribute"
+            return
     profile.sensitive_reason = (
         "no column named like a protected attribute (sex, gender, age, race...): "
         "the inclusion check does not apply (pass SENSITIVE=<column>)"
@@ -385,30 +386,58 @@ def model_for(params: Params, data: DataConfig):
     return build_model(params.model_copy(update={"data": data}))
 
 
+def fold_metrics(truth: pd.Series, predicted: np.ndarray, is_classification: bool) -> dict:
+    """The metrics the thresholds bound, for one fold's predictions."""
+    from sklearn import metrics
+
+    if is_classification:
+        return {
+            "f1_macro": float(metrics.f1_score(truth, predicted, average="macro")),
+            "accuracy": float(metrics.accuracy_score(truth, predicted)),
+        }
+    return {
+        "rmse": float(metrics.root_mean_squared_error(truth, predicted)),
+        "r2": float(metrics.r2_score(truth, predicted)),
+    }
+
+
 def cross_validated(frame: pd.DataFrame, params: Params, data: DataConfig, seed: int) -> dict:
-    """Per-fold metrics and out-of-fold predictions of the configured model and a baseline."""
+    """Per-fold metrics of the configured model and a constant baseline; out-of-fold predictions.
+
+    One fit per fold serves all three.
+    """
+    from sklearn.base import clone
     from sklearn.dummy import DummyClassifier, DummyRegressor
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict, cross_validate
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     features, target = frame[data.input_columns], frame[data.target]
     if data.is_classification:
         folds = min(CV_FOLDS, int(target.value_counts().min()))
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-        scoring = {"f1_macro": "f1_macro", "accuracy": "accuracy"}
         baseline = DummyClassifier(strategy="most_frequent")
     else:
         splitter = KFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
-        scoring = {"rmse": "neg_root_mean_squared_error", "r2": "r2"}
         baseline = DummyRegressor()
     model = model_for(params, data)
-    scores = cross_validate(model, features, target, cv=splitter, scoring=scoring)
-    base = cross_validate(baseline, features, target, cv=splitter, scoring=scoring)
-    oof = cross_val_predict(model, features, target, cv=splitter)
-    folds_of = {name: np.abs(scores[f"test_{name}"]) for name in scoring}
+    scores: dict[str, list[float]] = {}
+    base: dict[str, list[float]] = {}
+    oof = pd.Series(index=frame.index, dtype=object)
+    for train_rows, test_rows in splitter.split(features, target):
+        fit_x, fit_y = features.iloc[train_rows], target.iloc[train_rows]
+        held_x, held_y = features.iloc[test_rows], target.iloc[test_rows]
+        predicted = clone(model).fit(fit_x, fit_y).predict(held_x)
+        oof.iloc[test_rows] = predicted
+        constant = clone(baseline).fit(fit_x, fit_y).predict(held_x)
+        for name, value in fold_metrics(held_y, predicted, data.is_classification).items():
+            scores.setdefault(name, []).append(value)
+        for name, value in fold_metrics(held_y, constant, data.is_classification).items():
+            base.setdefault(name, []).append(value)
+    if not data.is_classification:
+        oof = oof.astype(float)
     return {
-        "folds": folds_of,
-        "baseline": {name: float(np.mean(np.abs(base[f"test_{name}"]))) for name in scoring},
-        "predictions": pd.Series(oof, index=frame.index),
+        "folds": {name: np.array(values) for name, values in scores.items()},
+        "baseline": {name: float(np.mean(values)) for name, values in base.items()},
+        "predictions": oof,
     }
 
 
@@ -672,8 +701,11 @@ def switch_defaults(config_text: str, name: str) -> str:
 
 
 def project_source(path: Path, name: str) -> tuple[Path, str]:
-    """Where the project reads the table from: the file itself if inside the project,
-    else a copy in ``data/raw/`` (DVC tracks stage inputs only inside the repository)."""
+    """Where the project reads the table from, and how it got there.
+
+    The file itself when it is inside the project, else a copy in ``data/raw/``:
+    DVC tracks stage inputs only inside the repository.
+    """
     resolved, root = path.resolve(), Path.cwd().resolve()
     if resolved.is_relative_to(root):
         return resolved.relative_to(root), f"read in place from {resolved.relative_to(root)}"
@@ -703,7 +735,8 @@ def adopt(source: Path, target: str, name: str | None, options: dict, force: boo
             f"NAME={name!r} cannot name config files: accepted are lowercase letters, digits "
             "and '_', starting with a letter, at most 64 characters"
         )
-    data_path, schema_path = CONFIG_DIR / "data" / f"{name}.yaml", CONFIG_DIR / "schema" / f"{name}.yaml"
+    data_path = CONFIG_DIR / "data" / f"{name}.yaml"
+    schema_path = CONFIG_DIR / "schema" / f"{name}.yaml"
     existing = [str(path) for path in (data_path, schema_path) if path.exists()]
     if existing and not force:
         raise Refused(
