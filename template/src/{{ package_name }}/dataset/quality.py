@@ -1,0 +1,177 @@
+"""The quality bar of a table: what the configured model scores on it, cross-validated.
+
+Thresholds and tolerances are in the metrics' own units, which depend on the
+target, so they are measured per dataset instead of taken from the demo.
+"""
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import DataConfig, Params
+from .roles import Profile
+
+CV_FOLDS = 5
+
+
+def floor_to(value: float, step: float = 0.01) -> float:
+    """``value`` rounded down to a multiple of ``step``."""
+    return round(math.floor(value / step + 1e-9) * step, 6)
+
+
+def ceil_significant(value: float, digits: int = 3) -> float:
+    """``value`` rounded up to ``digits`` significant digits."""
+    if value <= 0:
+        return 0.0
+    scale = 10 ** (math.floor(math.log10(value)) - digits + 1)
+    return round(math.ceil(value / scale - 1e-9) * scale, 10)
+
+
+def model_for(params: Params, data: DataConfig):
+    """The configured model (conf/model/), built for ``data``."""
+    from ..train import build_model
+
+    return build_model(params.model_copy(update={"data": data}))
+
+
+def fold_metrics(truth: pd.Series, predicted: np.ndarray, is_classification: bool) -> dict:
+    """The metrics the thresholds bound, for one fold's predictions."""
+    from sklearn import metrics
+
+    if is_classification:
+        return {
+            "f1_macro": float(metrics.f1_score(truth, predicted, average="macro")),
+            "accuracy": float(metrics.accuracy_score(truth, predicted)),
+        }
+    return {
+        "rmse": float(metrics.root_mean_squared_error(truth, predicted)),
+        "r2": float(metrics.r2_score(truth, predicted)),
+    }
+
+
+def cross_validated(frame: pd.DataFrame, params: Params, data: DataConfig, seed: int) -> dict:
+    """Per-fold metrics of the configured model and a constant baseline; out-of-fold predictions.
+
+    One fit per fold serves all three.
+    """
+    from sklearn.base import clone
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    features, target = frame[data.input_columns], frame[data.target]
+    if data.is_classification:
+        folds = min(CV_FOLDS, int(target.value_counts().min()))
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        baseline = DummyClassifier(strategy="most_frequent")
+    else:
+        splitter = KFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
+        baseline = DummyRegressor()
+    model = model_for(params, data)
+    scores: dict[str, list[float]] = {}
+    base: dict[str, list[float]] = {}
+    oof = pd.Series(index=frame.index, dtype=object)
+    for train_rows, test_rows in splitter.split(features, target):
+        fit_x, fit_y = features.iloc[train_rows], target.iloc[train_rows]
+        held_x, held_y = features.iloc[test_rows], target.iloc[test_rows]
+        predicted = clone(model).fit(fit_x, fit_y).predict(held_x)
+        oof.iloc[test_rows] = predicted
+        constant = clone(baseline).fit(fit_x, fit_y).predict(held_x)
+        for name, value in fold_metrics(held_y, predicted, data.is_classification).items():
+            scores.setdefault(name, []).append(value)
+        for name, value in fold_metrics(held_y, constant, data.is_classification).items():
+            base.setdefault(name, []).append(value)
+    if not data.is_classification:
+        oof = oof.astype(float)
+    return {
+        "folds": {name: np.array(values) for name, values in scores.items()},
+        "baseline": {name: float(np.mean(values)) for name, values in base.items()},
+        "predictions": oof,
+    }
+
+
+def slice_floor(profile: Profile, frame: pd.DataFrame, predicted: pd.Series, data) -> dict:
+    """Out-of-fold quality per slice, the worst slice first: what slices can be asked."""
+    from sklearn import metrics
+
+    from ..evaluate import groups_of
+
+    if profile.slice_column is None:
+        return {}
+    results = {}
+    for label, rows in groups_of(frame, profile.slice_column, data.slice_bins).items():
+        truth, guess = rows[data.target], predicted.loc[rows.index]
+        if data.is_classification:
+            results[label] = float(metrics.accuracy_score(truth, guess))
+        else:
+            results[label] = float(metrics.root_mean_squared_error(truth, guess))
+    return results
+
+
+def quality_bar(profile: Profile, frame: pd.DataFrame, params: Params, data: DataConfig) -> None:
+    """Thresholds and tolerances for this data, from cross-validating the configured model.
+
+    Each threshold sits below the cross-validated score by three fold standard
+    deviations (at least 5%), so the first model on this data passes it while a
+    clearly worse one does not; regression tolerances scale with the measured RMSE,
+    since they are in the target's units.
+    """
+    seed = params.train.seed
+    measured = cross_validated(frame, params, data, seed)
+    estimator = params.model["_target_"].rsplit(".", 1)[-1]
+    reasons = profile.quality_reasons
+    thresholds: dict[str, dict[str, float]] = {}
+    for name, folds in measured["folds"].items():
+        mean, spread = float(np.mean(folds)), float(np.std(folds))
+        base = measured["baseline"][name]
+        if name == "rmse":
+            bound = ceil_significant(mean + max(3 * spread, 0.1 * mean))
+            thresholds[name] = {"max": bound}
+        else:
+            bound = max(floor_to(mean - max(3 * spread, 0.05 * abs(mean))), 0.0)
+            thresholds[name] = {"min": bound}
+        reasons.append(
+            f"{name}: {estimator} scores {mean:.3f} ± {spread:.3f} over {len(folds)} folds, "
+            f"a constant baseline {base:.3f}; threshold {'max' if name == 'rmse' else 'min'} "
+            f"{bound}"
+        )
+    primary = "f1_macro" if data.is_classification else "rmse"
+    base, mean = measured["baseline"][primary], float(np.mean(measured["folds"][primary]))
+    beats = mean > base if data.is_classification else mean < base
+    if not beats:
+        reasons.append(
+            f"WARNING: {estimator} does not beat a constant baseline on {primary}: "
+            "check the target and the features before training"
+        )
+    quality: dict[str, Any] = {"evaluate": {"thresholds": thresholds}}
+    slices = slice_floor(profile, frame, measured["predictions"], data)
+    if slices:
+        if data.is_classification:
+            worst = min(slices.values())
+            slice_bound = {"accuracy": {"min": max(floor_to(worst - 0.1, 0.05), 0.0)}}
+            text = f"accuracy {worst:.3f} on the worst slice"
+        else:
+            worst = max(slices.values())
+            slice_bound = {"rmse": {"max": ceil_significant(worst * 1.3)}}
+            text = f"RMSE {worst:.3g} on the worst slice"
+        quality["ml_test_score"] = {"slices": {"thresholds": slice_bound}}
+        reasons.append(f"slices of {profile.slice_column}: {text}; thresholds {slice_bound}")
+    if not data.is_classification:
+        rmse = float(np.mean(measured["folds"]["rmse"]))
+        tolerance = ceil_significant(0.05 * rmse)
+        quality.setdefault("ml_test_score", {}).update(
+            {
+                "tuning": {"tolerance": tolerance},
+                "simpler_model_tolerance": tolerance,
+                "staleness": {"max_loss": ceil_significant(0.5 * rmse)},
+                "inclusion": {"max_gap": ceil_significant(rmse)},
+            }
+        )
+        quality["monitor"] = {"online": {"tolerance": {"rmse": ceil_significant(0.6 * rmse)}}}
+        reasons.append(
+            f"tolerances in the target's units, from its RMSE {rmse:.3g}: tuning and simpler "
+            f"model {tolerance}, staleness {ceil_significant(0.5 * rmse)}, groups "
+            f"{ceil_significant(rmse)}, online {ceil_significant(0.6 * rmse)}"
+        )
+    profile.quality = quality
