@@ -82,8 +82,8 @@ def cross_validated(frame: pd.DataFrame, params: Params, data: DataConfig, seed:
             scores.setdefault(name, []).append(value)
         for name, value in fold_metrics(held_y, constant, data.is_classification).items():
             base.setdefault(name, []).append(value)
-    if not data.is_classification:
-        oof = oof.astype(float)
+    # Filled fold by fold into an object column: give it the labels' own type back.
+    oof = oof.infer_objects() if data.is_classification else oof.astype(float)
     return {
         "folds": {name: np.array(values) for name, values in scores.items()},
         "baseline": {name: float(np.mean(values)) for name, values in base.items()},
