@@ -18,8 +18,18 @@ class DataError(ValueError):
     """The data cannot be used as it is; the message says why and what is accepted."""
 
 
+ACCEPTED = "accepted: a UTF-8, comma-separated CSV with a header row, or a Parquet file"
+# A one-column CSV whose header holds one of these was likely written with it as separator.
+OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+
+
 def load_source(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file into a DataFrame, refusing other formats and empty files."""
+    """Read a CSV or Parquet file into a DataFrame.
+
+    Other formats, missing, empty and unreadable files (binary, another encoding,
+    another separator, a truncated Parquet file) are refused with a ``DataError``
+    naming the file and the problem, never a parser's traceback.
+    """
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; accepted: .csv, .parquet")
@@ -27,7 +37,29 @@ def load_source(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: file not found; set data.source in conf/data/ to your file")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; expected a header row and data rows")
-    return reader(path)
+    if path.suffix.lower() == ".csv":
+        with path.open("rb") as start:
+            if b"\0" in start.read(8192):
+                raise DataError(f"{path}: binary data (NUL bytes), not text; {ACCEPTED}")
+    try:
+        frame = reader(path)
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {error.start} cannot be decoded); {ACCEPTED}"
+        ) from None
+    except (ValueError, OSError) as error:  # pandas' parser errors, pyarrow's ArrowInvalid
+        problem = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        kind = "Parquet" if path.suffix.lower() == ".parquet" else "CSV"
+        raise DataError(f"{path}: not a readable {kind} file ({problem}); {ACCEPTED}") from None
+    if frame.shape[1] == 1:
+        header = str(frame.columns[0])
+        for separator, name in OTHER_SEPARATORS.items():
+            if separator in header:
+                raise DataError(
+                    f"{path}: one column only, named {header[:60]!r}: the file looks "
+                    f"separated by {name}; {ACCEPTED}"
+                )
+    return frame
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:

@@ -27,17 +27,11 @@ class Refused(ValueError):
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """The table at ``path``; unreadable files are refused with the reason."""
+    """The table at ``path``; unreadable files are refused with the reason (``load_source``)."""
     try:
         return load_source(path)
     except DataError as error:
         raise Refused(str(error)) from None
-    except (UnicodeDecodeError, pd.errors.ParserError, ValueError, OSError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise Refused(
-            f"{path}: cannot be read as a {path.suffix.lstrip('.')} table ({first_line}); "
-            "accepted: a UTF-8 CSV with a header row, or a Parquet file"
-        ) from None
 
 
 def check_column_names(frame: pd.DataFrame) -> None:
