@@ -32,16 +32,23 @@ def input_schema(columns: list[str], params: Params) -> dict:
     return {column: rules[column].model_dump() for column in columns}
 
 
+def plain(value: Any) -> Any:
+    """A table cell as the JSON value a caller sends: numpy scalars as Python, missing as null."""
+    if pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
 def example_request(table: pd.DataFrame, columns: list[str]) -> dict:
-    """A real row of ``table`` (a complete one when there is one) as a request body."""
+    """A real row of ``table`` (a complete one when there is one) as a request body.
+
+    Each value is read from its own column: a row taken whole (``iloc``) shares one
+    dtype, so on an all-numeric table integer columns would come out as floats.
+    """
     inputs = table[columns]
     complete = inputs.dropna()
-    row = (complete if len(complete) else inputs).iloc[0]
-    # numpy scalars become plain Python numbers, so the JSON has the schema's types.
-    return {
-        column: None if pd.isna(value) else getattr(value, "item", lambda v=value: v)()
-        for column, value in row.items()
-    }
+    chosen = complete if len(complete) else inputs
+    return {column: plain(chosen[column].iloc[0]) for column in columns}
 
 
 def reference_record(train: pd.DataFrame, columns: list[str]) -> dict:

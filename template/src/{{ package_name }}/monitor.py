@@ -372,8 +372,13 @@ class LoggedPredictions:
             self.classes_ = list(probabilities.iloc[0])
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
-        """The logged prediction of each row of ``features`` (matched by index)."""
-        return self.log.loc[features.index, "prediction"].to_numpy()
+        """The logged prediction of each row of ``features`` (matched by index).
+
+        A classifier's labels are text, as ``classes_`` and the labels they are scored
+        against: the service logs a label with its own type (1, not "1").
+        """
+        predictions = self.log.loc[features.index, "prediction"]
+        return (predictions.astype(str) if self.classes_ else predictions).to_numpy()
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """The logged class probabilities of each row, in ``classes_`` order."""

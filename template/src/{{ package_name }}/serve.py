@@ -18,6 +18,7 @@ challenger answers a share of requests (split) or predicts them unseen (shadow).
 import asyncio
 import atexit
 import json
+import math
 import os
 import queue
 import random
@@ -32,7 +33,18 @@ import bentoml
 import joblib
 import pandas as pd
 import psutil
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    create_model,
+)
 
 from .config import ColumnSchema
 from .freshness import model_age_seconds
@@ -49,37 +61,103 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 RESOURCE_REFRESH_SECONDS = 5.0
 
 
+def whole_number(value: Any) -> Any:
+    """An integral float as an int; a fractional one refused.
+
+    A row of an all-numeric table (``DataFrame.iloc[i]``, a CSV read by pandas)
+    comes as floats, so a count like 97 arrives as 97.0: the same number.
+    """
+    if isinstance(value, float) and math.isfinite(value):
+        if not value.is_integer():
+            raise ValueError(f"a whole number is expected, got {value}")
+        return int(value)
+    return value
+
+
+def flag_as_number(value: Any) -> Any:
+    """JSON true/false as 1/0: a 0..1 column is how the schema stores a boolean."""
+    return int(value) if isinstance(value, bool) else value
+
+
+def scalar_as_text(value: Any) -> Any:
+    """A number or boolean as pandas writes it as text (``str``), for text columns."""
+    return str(value) if isinstance(value, bool | int | float) else value
+
+
 def field_type(rules: ColumnSchema) -> Any:
     """The pydantic type of one input column: categories, bounded numbers, nullability."""
     if rules.categories is not None:
-        annotation: Any = Literal[tuple(rules.categories)]
+        categories = Literal[tuple(rules.categories)]
+        annotation: Any = Annotated[categories, BeforeValidator(scalar_as_text)]
     elif rules.dtype == "str":
-        annotation = str
+        annotation = Annotated[str, BeforeValidator(scalar_as_text)]
     else:
         number = int if rules.dtype == "int" else float
         annotation = Annotated[number, Field(ge=rules.min, le=rules.max, allow_inf_nan=False)]
+        if rules.dtype == "int":
+            annotation = Annotated[annotation, BeforeValidator(whole_number)]
+        if (rules.min, rules.max) == (0, 1):
+            annotation = Annotated[annotation, BeforeValidator(flag_as_number)]
     # Nullable columns accept an explicit null, but the field is still required.
     return annotation | None if rules.nullable else annotation
 
 
 def record_type(input_schema: dict[str, dict]) -> type[BaseModel]:
-    """A strict request model with one required field per input column, extras refused."""
+    """A strict request model with one required field per input column, extras refused.
+
+    Fields are named ``column_0``, ``column_1``...: a column's own name (``Color
+    Intensity``, ``_id``, ``model_config``, ``copy``) need not be a Python identifier
+    and may clash with pydantic's attributes. Each field's alias is the column's
+    name, so requests, error locations and dumps use the names the user knows.
+    """
     fields = {
-        column: (field_type(ColumnSchema.model_validate(rules)), ...)
-        for column, rules in input_schema.items()
+        f"column_{index}": (
+            field_type(ColumnSchema.model_validate(rules)),
+            Field(alias=column, title=column),
+        )
+        for index, (column, rules) in enumerate(input_schema.items())
     }
-    config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        validate_by_alias=True,
+        validate_by_name=False,
+        serialize_by_alias=True,
+    )
     return create_model("Record", __config__=config, **fields)
 
 
 Record = record_type(METADATA["input_schema"])
+# BentoML calls an endpoint with the fields by their Python names: the column of each.
+FIELD_COLUMNS = {name: field.alias for name, field in Record.model_fields.items()}
+# A label is sent back with its own type: 1 stays 1, "Adelie" stays "Adelie".
+Label = StrictBool | StrictInt | StrictFloat | StrictStr
+Row = dict[str, Any]
+
+
+def row_of(fields: dict[str, Any]) -> Row:
+    """An endpoint's keyword arguments (Python field names) as a row keyed by column."""
+    return {FIELD_COLUMNS[name]: value for name, value in fields.items()}
+
+
+def with_value(table: pd.DataFrame, column: str, value: Any) -> pd.DataFrame:
+    """A copy of ``table`` with ``column`` set to ``value`` (``assign`` fails on "self")."""
+    changed = table.copy()
+    changed[column] = value
+    return changed
+
+
+def native(value: Any) -> Any:
+    """A numpy scalar (a class of ``model.classes_``) as the Python value JSON carries."""
+    return value.item() if hasattr(value, "item") else value
 
 
 class Prediction(BaseModel):
     """One prediction, its id in the prediction log and the model that made it."""
 
     request_id: str
-    prediction: str | float
+    prediction: Label
     probabilities: dict[str, float] | None = None
     model_name: str
     model_version: str
@@ -90,7 +168,7 @@ class BatchPredictions(BaseModel):
     """Predictions in request order, their ids in the prediction log and the model."""
 
     request_ids: list[str]
-    predictions: list[str | float]
+    predictions: list[Label]
     probabilities: list[dict[str, float]] | None = None
     model_name: str
     model_version: str
@@ -100,7 +178,7 @@ class BatchPredictions(BaseModel):
 class Explanation(BaseModel):
     """How much each input column moved one prediction, measured by occlusion."""
 
-    prediction: str | float
+    prediction: Label
     explained_output: str
     output: float
     reference_output: float
@@ -403,28 +481,30 @@ class ModelService:
         """The model that answers a request: the challenger for a share of them in split mode."""
         return CHALLENGER if self.canary_draw("split") else CHAMPION
 
-    def frame(self, records: list[BaseModel]) -> pd.DataFrame:
-        """Records as the table the pipeline was trained on (same columns and order)."""
-        rows = [record.model_dump() for record in records]
+    def frame(self, rows: list[Row]) -> pd.DataFrame:
+        """Rows as the table the pipeline was trained on (same columns and order)."""
         return pd.DataFrame.from_records(rows, columns=self.columns)
 
     def infer(
-        self, records: list[BaseModel], role: str = CHAMPION
+        self, rows: list[Row], role: str = CHAMPION
     ) -> tuple[list, list[dict[str, float]] | None]:
-        """Predicted values and, for classifiers, class probabilities, of one model."""
-        model, table = self.models[role], self.frame(records)
+        """Predicted values and, for classifiers, class probabilities, of one model.
+
+        A class comes back with the label's own type (1, not "1"); probabilities are
+        keyed by the label's text, as JSON object keys must be.
+        """
+        model, table = self.models[role], self.frame(rows)
         if not CLASSIFICATION:
             return [float(value) for value in model.predict(table)], None
         probabilities = model.predict_proba(table)
-        classes = [str(label) for label in model.classes_]
+        classes = [native(label) for label in model.classes_]
+        keys = [str(label) for label in classes]
         labels = [classes[row.argmax()] for row in probabilities]
-        return labels, [dict(zip(classes, map(float, row), strict=True)) for row in probabilities]
+        return labels, [dict(zip(keys, map(float, row), strict=True)) for row in probabilities]
 
-    def predict_as(
-        self, role: str, records: list[BaseModel], request_ids: list[str]
-    ) -> list[Prediction]:
+    def predict_as(self, role: str, rows: list[Row], request_ids: list[str]) -> list[Prediction]:
         """One model's predictions, from one call, counted and logged under its alias."""
-        values, probabilities = self.infer(records, role)
+        values, probabilities = self.infer(rows, role)
         identity = self.identities[role]
         predictions = [
             Prediction(
@@ -443,17 +523,17 @@ class ModelService:
                     "request_id": prediction.request_id,
                     "time": logged_at,
                     **identity,
-                    "features": record.model_dump(),
+                    "features": row,
                     "prediction": prediction.prediction,
                     "probabilities": prediction.probabilities,
                 }
-                for record, prediction in zip(records, predictions, strict=True)
+                for row, prediction in zip(rows, predictions, strict=True)
             ]
         )
         return predictions
 
-    def predict_and_log(self, requests: list[tuple[BaseModel, str]]) -> list[Prediction]:
-        """Predictions for (record, role) pairs, in order, each with a new request id.
+    def predict_and_log(self, requests: list[tuple[Row, str]]) -> list[Prediction]:
+        """Predictions for (row, role) pairs, in order, each with a new request id.
 
         Each model is called once for its records. In shadow mode the challenger
         also predicts a share of the records: logged and counted under its alias,
@@ -463,16 +543,16 @@ class ModelService:
         answers: dict[int, Prediction] = {}
         for role in {role for _, role in requests}:
             indices = [index for index, (_, chosen) in enumerate(requests) if chosen == role]
-            records = [requests[index][0] for index in indices]
-            predictions = self.predict_as(role, records, [request_ids[i] for i in indices])
+            rows = [requests[index][0] for index in indices]
+            predictions = self.predict_as(role, rows, [request_ids[i] for i in indices])
             answers.update(zip(indices, predictions, strict=True))
         shadowed = [index for index in range(len(requests)) if self.canary_draw("shadow")]
         if shadowed:
-            records = [requests[index][0] for index in shadowed]
-            self.predict_as(CHALLENGER, records, [request_ids[i] for i in shadowed])
+            rows = [requests[index][0] for index in shadowed]
+            self.predict_as(CHALLENGER, rows, [request_ids[i] for i in shadowed])
         return [answers[index] for index in range(len(requests))]
 
-    def occlusion(self, record: BaseModel) -> Explanation:
+    def occlusion(self, row: Row) -> Explanation:
         """Each input column's contribution to one prediction, by occlusion.
 
         A column's contribution is the output minus the output with that column set
@@ -480,15 +560,15 @@ class ModelService:
         Contributions are one-at-a-time effects; with interactions between columns
         they need not add up to ``output - reference_output``.
         """
-        table = self.frame([record])
-        variants = [table.assign(**{column: self.reference[column]}) for column in self.columns]
+        table = self.frame([row])
+        variants = [with_value(table, column, self.reference[column]) for column in self.columns]
         reference_row = pd.DataFrame([self.reference], columns=self.columns)
         grid = pd.concat([table, *variants, reference_row], ignore_index=True)
         if CLASSIFICATION:
             # The predicted class's probability, as the service predicts it (argmax).
             probabilities = self.model.predict_proba(grid)
             class_index = int(probabilities[0].argmax())
-            label = str(self.model.classes_[class_index])
+            label = native(self.model.classes_[class_index])
             outputs = [float(value) for value in probabilities[:, class_index]]
             prediction, explained = label, f"probability of {label!r}"
         else:
@@ -508,13 +588,13 @@ class ModelService:
     @bentoml.api(route="/predict", input_spec=Record)
     async def predict(self, **record: Any) -> Prediction:
         """Predict one record (batched with concurrent requests)."""
-        return await self.batcher.submit((Record.model_construct(**record), self.route()))
+        return await self.batcher.submit((row_of(record), self.route()))
 
     @bentoml.api(route="/predict_batch")
     def predict_batch(self, records: BatchOfRecords) -> BatchPredictions:
         """Predict a batch of records, in order, all by the same model."""
         role = self.route()
-        predictions = self.predict_and_log([(record, role) for record in records])
+        predictions = self.predict_and_log([(record.model_dump(), role) for record in records])
         return BatchPredictions(
             request_ids=[prediction.request_id for prediction in predictions],
             predictions=[prediction.prediction for prediction in predictions],
@@ -527,7 +607,7 @@ class ModelService:
     @bentoml.api(route="/explain", input_spec=Record)
     def explain(self, **record: Any) -> Explanation:
         """How much each input column contributed to this record's prediction."""
-        return self.occlusion(Record.model_construct(**record))
+        return self.occlusion(row_of(record))
 
 
 ModelService.add_asgi_middleware(RequestGuard, max_body_bytes=SETTINGS["max_body_bytes"])

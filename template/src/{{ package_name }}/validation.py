@@ -133,12 +133,26 @@ def round_outward(value: float, lower: bool) -> float:
 def infer_column(
     series: pd.Series, is_target: bool, range_margin: float, null_slack: float
 ) -> dict:
-    """Derive one column's rules from its observed statistics."""
+    """Derive one column's rules from its observed statistics.
+
+    Whole numbers are ``int``, unless values are missing: an integer column with
+    gaps is read as floats with NaN, so it is ``float`` (the service still takes
+    whole numbers for it). Booleans are numbers 0 and 1 (``int``, ``float`` with
+    gaps), range exactly [0, 1], so they work as numeric or as categorical features
+    and the service takes JSON true/false for them.
+    """
     null_fraction = float(series.isna().mean())
     nullable = bool(null_fraction > 0 and not is_target)
     values = series.dropna()
     rules: dict = {}
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+    # True/False with gaps is read by pandas as an object column, not a boolean one.
+    boolean = pd.api.types.is_bool_dtype(series) or (
+        series.dtype == object and len(values) > 0 and values.map(pd.api.types.is_bool).all()
+    )
+    if boolean:
+        rules["dtype"] = "float" if nullable else "int"
+        rules["min"], rules["max"] = (0.0, 1.0) if nullable else (0, 1)
+    elif pd.api.types.is_numeric_dtype(series):
         integral = bool((values == values.round()).all())
         rules["dtype"] = "int" if integral and not nullable else "float"
         spread = float(values.max() - values.min())
