@@ -88,8 +88,14 @@ def fill_from_working_tree(destination: Path) -> None:
             shutil.copy2(source, target)
 
 
-def build_template_repo(destination: Path, versions: list[tuple[str, Fill]]) -> Path:
-    """A git repository with one commit and tag per ``(tag, fill)``, in order."""
+def build_template_repo(
+    destination: Path, versions: list[tuple[str, Fill]], tagged: bool = True
+) -> Path:
+    """A git repository with one commit and tag per ``(tag, fill)``, in order.
+
+    ``tagged=False`` leaves the tags out, as in a checkout of this repository's main
+    (release tags never travel with it): copier then records commits, not versions.
+    """
     destination.mkdir(parents=True)
     git("init", "--quiet", "--initial-branch=main", cwd=destination)
     for tag, fill in versions:
@@ -99,7 +105,8 @@ def build_template_repo(destination: Path, versions: list[tuple[str, Fill]]) -> 
         fill(destination)
         git("add", "-A", cwd=destination)
         git("commit", "--quiet", "--allow-empty", "-m", f"template {tag}", cwd=destination)
-        git("tag", tag, cwd=destination)
+        if tagged:
+            git("tag", tag, cwd=destination)
     return destination
 
 

@@ -5,6 +5,7 @@ working tree as the newest version, and a newer synthetic version changing
 template-owned files.
 """
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from copier import run_copy, run_recopy, run_update
 
-from conftest import COPIER_CONFIG, available_python_version, hooks_dir, run_make
+from conftest import COPIER_CONFIG, available_python_version, hooks_dir, run_make, uv_executable
 from template_versions import (
     NEWER_TARGET,
     build_template_repo,
@@ -38,8 +39,17 @@ def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_template_repo(tmp_path_factory.mktemp("template") / "repo", versions)
 
 
+@pytest.fixture(scope="module")
+def untagged_template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first release, then the working tree, as commits without tags (a clone of main)."""
+    first = released_versions()[0]
+    versions = [(f"v{first}", fill_from_commit(release_commit(first)))]
+    versions += [(current_tag(), fill_from_working_tree)]
+    return build_template_repo(tmp_path_factory.mktemp("untagged") / "repo", versions, tagged=False)
+
+
 def render_at(template_repo: Path, tag: str, destination: Path, **answers: str) -> Path:
-    """Render the template at ``tag`` and commit the result, as a team would."""
+    """Render the template at ``tag`` (or a commit) and commit the result, as a team would."""
     run_copy(
         str(template_repo),
         destination,
@@ -58,7 +68,8 @@ def commit_all(project: Path, message: str) -> None:
     git("commit", "--quiet", "--no-verify", "--allow-empty", "-m", message, cwd=project)
 
 
-def update_to(project: Path, tag: str, **answers: str) -> None:
+def update_to(project: Path, tag: str | None, **answers: str) -> None:
+    """Update to ``tag``; ``None`` is copier's default, the newest tag or else HEAD."""
     run_update(
         project,
         vcs_ref=tag,
@@ -213,6 +224,56 @@ def test_team_work_survives_an_update_from_the_first_release(
     run_make(project, "test")
 
 
+def run_in_project_environment(project: Path, code: str) -> str:
+    """Run Python code with the project's runtime dependencies only (no train/serve/dev)."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CI")}
+    environment["UV_PYTHON_DOWNLOADS"] = "never"
+    result = subprocess.run(
+        [uv_executable(), "run", "--no-default-groups", "--quiet", "python", "-c", code],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout
+
+
+@pytest.mark.e2e
+def test_a_render_without_release_tags_gets_its_derived_features_moved_on_update(
+    untagged_template_repo: Path, tmp_path: Path
+) -> None:
+    oldest = git("rev-list", "--max-parents=0", "HEAD", cwd=untagged_template_repo).strip()
+    project = render_at(untagged_template_repo, oldest, tmp_path / "team")
+    assert oldest.startswith(answers(project)["_commit"]), "no tags: copier records a commit"
+    package = answers(project)["package_name"]
+    add_a_team_feature_the_old_way(project, package)
+    commit_all(project, "team: a derived feature, the 0.1.0 way")
+
+    update_to(project, None)
+
+    head = git("rev-parse", "HEAD", cwd=untagged_template_repo).strip()
+    assert head.startswith(answers(project)["_commit"])
+    assert not leftovers(project)
+    features = (project / "src" / package / "features.py").read_text()
+    assert "@derived_feature" not in features and "flipper_to_mass" not in features
+    assert "def flipper_to_mass" in (project / "src" / package / "derived_features.py").read_text()
+    assert_ruff_clean(project)
+    # The 0.1.0 decorator left in place broke the import (derived_feature is now a lookup).
+    ratios = run_in_project_environment(
+        project,
+        "import pandas as pd\n"
+        f"from {package}.features import add_derived_features, build_preprocessor\n"
+        "frame = pd.DataFrame({'flipper_length_mm': [200.0], 'body_mass_g': [4000.0],"
+        " 'bill_length_mm': [40.0], 'bill_depth_mm': [20.0]})\n"
+        "added = add_derived_features(frame, ['bill_ratio', 'flipper_to_mass'])\n"
+        "print(added['bill_ratio'][0], added['flipper_to_mass'][0])\n",
+    )
+    assert ratios.split() == ["2.0", "0.05"]
+
+
 def test_changing_an_answer_during_update_rerenders_template_owned_files(
     template_repo: Path, tmp_path: Path
 ) -> None:
@@ -289,3 +350,33 @@ def test_the_0_2_0_migration_moves_team_code_and_is_idempotent(
     again = subprocess.run(migration, cwd=project, capture_output=True, text=True, check=True)
     assert "nothing to do" in again.stdout
     assert_ruff_clean(project)
+
+
+def test_the_0_2_0_migration_leaves_a_project_in_the_new_layout_alone(
+    render_project: Callable[..., Path],
+) -> None:
+    """It runs on every update, so it must not touch what is not the 0.1.0 layout."""
+    project = render_project()
+    package = answers(project)["package_name"]
+    features = project / "src" / package / "features.py"
+    migration = [sys.executable, str(hooks_dir() / "migrations" / "v0_2_0_derived_features.py")]
+
+    def migrate_and_compare(situation: str) -> None:
+        before = project_files(project)
+        run = subprocess.run(migration, cwd=project, capture_output=True, text=True, check=True)
+        assert "nothing to do" in run.stdout, situation
+        assert project_files(project) == before, situation
+
+    migrate_and_compare("a fresh render")
+    # A team may add a helper of its own to the template-owned features.py.
+    features.write_text(
+        features.read_text()
+        + "\n\ndef numeric_width(data: DataConfig) -> int:\n"
+        + '    """How many numeric columns the encoder sees."""\n'
+        + "    return len(data.numeric_features) + len(data.derived_features)\n"
+    )
+    migrate_and_compare("a team helper in features.py")
+    features.write_text(
+        features.read_text() + "<<<<<<< before updating\n# ours\n=======\n# theirs\n>>>>>>> after\n"
+    )
+    migrate_and_compare("a conflict in features.py unrelated to derived features")

@@ -6,11 +6,16 @@ in one file. From 0.2.0, feature functions live in ``derived_features.py``
 (team-owned, never touched by updates) and ``features.py`` is template-owned.
 
 ``copier update`` re-applies the team's own changes to ``features.py`` on top of
-the new template version, then runs this script (stage ``after``). It moves every
-function and import the new ``features.py`` does not define into
-``derived_features.py``, dropping the 0.1.0 ``@derived_feature`` decorator that
-is no longer needed. Idempotent and offline: with nothing extra in
-``features.py`` it changes nothing.
+the new template version, then runs this script (stage ``after``). When
+``features.py`` still holds a function with the 0.1.0 ``@derived_feature``
+decorator, it moves every function and import the new ``features.py`` does not
+define into ``derived_features.py``, dropping the decorator.
+
+It runs on every update, not only on those crossing 0.2.0: a project rendered
+from a checkout without release tags records a commit, not a version, and
+copier skips versioned migrations for it. So the script finds the old layout
+itself and changes nothing in a project already in the new one (a fresh render,
+or one whose team added helpers of its own to ``features.py``). Offline.
 """
 
 import ast
@@ -25,6 +30,9 @@ TEMPLATE_FEATURES = (
     Path(__file__).resolve().parents[2] / "template" / "src" / "{{ package_name }}" / "features.py"
 )
 OLD_DECORATOR = "derived_feature"
+# The decorator on a line of its own, as 0.1.0 documented it; also found in a file
+# with conflict markers, which ast cannot parse.
+OLD_DECORATOR_LINE = re.compile(rf"^@{OLD_DECORATOR}\s*$", re.MULTILINE)
 
 
 def line_span(node: ast.stmt, with_decorators: bool = True) -> range:
@@ -53,6 +61,15 @@ def without_old_decorator(lines: list[str], node: ast.FunctionDef) -> str:
 def tidy(text: str) -> str:
     """At most two blank lines in a row and one newline at the end, as ruff formats."""
     return re.sub(r"\n{4,}", "\n\n\n", text).rstrip("\n") + "\n"
+
+
+def in_old_layout(tree: ast.Module) -> bool:
+    """Whether a top-level function still carries the 0.1.0 registration decorator."""
+    return any(
+        isinstance(node, ast.FunctionDef)
+        and any(ast.unparse(decorator) == OLD_DECORATOR for decorator in node.decorator_list)
+        for node in tree.body
+    )
 
 
 def template_definitions() -> tuple[set[str], set[str]]:
@@ -114,11 +131,15 @@ def migrate(package_dir: Path) -> str:
         return "features.py or derived_features.py missing; nothing to do"
     source = features.read_text()
     if "<<<<<<< " in source:
+        if not OLD_DECORATOR_LINE.search(source):
+            return "features.py has conflict markers but no @derived_feature; nothing to do"
         script = "hooks/migrations/v0_2_0_derived_features.py"
         return f"resolve the conflict in {features}, then run {script} from a template checkout"
+    tree = ast.parse(source)
+    if not in_old_layout(tree):
+        return "features.py is in the 0.2.0 layout (no @derived_feature); nothing to do"
     template_functions, template_imports = template_definitions()
     lines = source.splitlines(keepends=True)
-    tree = ast.parse(source)
     team_functions = [
         node
         for node in tree.body
