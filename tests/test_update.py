@@ -206,7 +206,10 @@ def test_team_work_survives_an_update_from_the_first_release(
     assert not leftovers(project)
     assert answers(project)["_commit"] == NEWER_TAG
     assert "n_estimators: 150" in (project / "conf" / "model" / "random_forest.yaml").read_text()
-    assert "flipper_to_mass" in (project / "conf" / "data" / "penguins.yaml").read_text()
+    data_text = (project / "conf" / "data" / "penguins.yaml").read_text()
+    assert "flipper_to_mass" in data_text
+    # The rubric's columns moved from the template's conf/ml_test_score/ to the data file.
+    assert "time_column: year" in data_text and "sensitive_column: sex" in data_text
     derived = (project / "src" / package / "derived_features.py").read_text()
     assert "def flipper_to_mass" in derived and "def bill_ratio" in derived
     assert "@derived_feature" not in (project / "src" / package / "features.py").read_text()
@@ -380,3 +383,31 @@ def test_the_0_2_0_migration_leaves_a_project_in_the_new_layout_alone(
         features.read_text() + "<<<<<<< before updating\n# ours\n=======\n# theirs\n>>>>>>> after\n"
     )
     migrate_and_compare("a conflict in features.py unrelated to derived features")
+
+
+def test_the_data_columns_migration_fills_old_demo_files_once_and_leaves_others_alone(
+    render_project: Callable[..., Path],
+) -> None:
+    """An old penguins.yaml gains time_column and sensitive_column; a second run, a fresh
+    render and a team's own dataset file are left as they are."""
+    project = render_project()
+    migration = [sys.executable, str(hooks_dir() / "migrations" / "data_columns.py")]
+    demo = project / "conf" / "data" / "penguins.yaml"
+    before = project_files(project)
+    fresh = subprocess.run(migration, cwd=project, capture_output=True, text=True, check=True)
+    assert "nothing to do" in fresh.stdout and project_files(project) == before
+    old = "".join(
+        line
+        for line in demo.read_text().splitlines(keepends=True)
+        if not line.startswith(("time_column:", "sensitive_column:"))
+    )
+    demo.write_text(old)
+    own = project / "conf" / "data" / "churn.yaml"
+    own.write_text("source: data/raw/churn.csv\ntask: classification\ntarget: churned\n")
+    first = subprocess.run(migration, cwd=project, capture_output=True, text=True, check=True)
+    assert "added to conf/data/penguins.yaml" in first.stdout
+    data = yaml.safe_load(demo.read_text())
+    assert (data["time_column"], data["sensitive_column"]) == ("year", "sex")
+    assert own.read_text().count("\n") == 3
+    again = subprocess.run(migration, cwd=project, capture_output=True, text=True, check=True)
+    assert "nothing to do" in again.stdout
