@@ -4,7 +4,9 @@
 per slice), the data behind the plots, and the promotion decision with its
 reasons. The challenger becomes champion only when it meets every threshold in
 ``conf/evaluate/`` and beats the current champion, scored on the same test set,
-by the promotion margin.
+by the promotion margin. A champion of another lineage (it learned another target
+or task, or needs columns the new data lacks) is not scored: the first model of
+new data is judged by the thresholds alone.
 """
 
 import argparse
@@ -12,6 +14,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import joblib
 import numpy as np
@@ -21,7 +24,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import label_binarize
 
 from .config import EvaluateConfig, Params, load_params
-from .train import features_and_target, input_columns_of
+from .train import Lineage, features_and_target, input_columns_of, lineage_change, lineage_of
+
+if TYPE_CHECKING:  # MLflow takes seconds to import; the gate and the report need none of it
+    from mlflow import MlflowClient
 
 
 def classification_metrics(model: Pipeline, features: pd.DataFrame, target: pd.Series) -> dict:
@@ -141,11 +147,20 @@ def gain(new: float, old: float, config: EvaluateConfig) -> float:
     return new - old if config.greater_is_better else old - new
 
 
-def decide(challenger: dict, champion: dict | None, config: EvaluateConfig) -> Decision:
-    """Apply the promotion gate: thresholds first, then the margin over the champion."""
+def decide(
+    challenger: dict, champion: dict | None, config: EvaluateConfig, new_lineage: str = ""
+) -> Decision:
+    """Apply the promotion gate: thresholds first, then the margin over the champion.
+
+    ``new_lineage`` says why the champion was not scored (it learned from other
+    data, see ``train.Lineage``): the challenger is then judged by the thresholds alone.
+    """
     failures = threshold_failures(challenger, config)
+    alone = [f"{new_lineage}: judged by the thresholds alone"] if new_lineage else []
     if failures:
-        return Decision(False, ["challenger misses thresholds: " + "; ".join(failures)])
+        return Decision(False, [*alone, "challenger misses thresholds: " + "; ".join(failures)])
+    if new_lineage:
+        return Decision(True, [*alone, "the challenger meets every threshold"])
     if champion is None:
         return Decision(True, ["no champion yet and the challenger meets every threshold"])
     name = config.primary_metric
@@ -165,6 +180,29 @@ def write_json(path: Path, content: dict) -> None:
     path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
 
 
+def stale_registration(params: Params, client: "MlflowClient", registration: dict) -> None:
+    """Stop when the tracking store lacks the model version the train stage registered.
+
+    That happens when ``mlflow.db`` was deleted or the tracking URI changed since
+    training. The registration record is removed: it is an uncached output of the
+    train stage, which DVC then runs again on the next ``dvc repro`` (uncached outputs
+    keep a stage out of DVC's run cache, so nothing restores the stale record).
+    """
+    from . import registry
+
+    lacking = registry.missing_registration(client, registration)
+    if lacking is None:
+        return
+    params.paths.registration.unlink()
+    raise SystemExit(
+        f"evaluate: {params.paths.registration} names {registration['model_name']} "
+        f"v{registration['version']} of run {registration['run_id']}, which the tracking "
+        f"store {registry.tracking_uri(params.mlflow)} does not hold ({lacking}): the store "
+        "was deleted or replaced since training. The record is removed, so `make pipeline` "
+        "now trains and registers the model again."
+    )
+
+
 def run_stage() -> None:
     """Score the challenger, compare with the champion, promote when the gate passes."""
     import mlflow
@@ -172,9 +210,11 @@ def run_stage() -> None:
     from . import registry
 
     params = load_params()
+    registration = json.loads(params.paths.registration.read_text())
+    client = registry.configure(params.mlflow)
+    stale_registration(params, client, registration)
     test_set = pd.read_parquet(params.paths.test)
     model = joblib.load(params.paths.model)
-    registration = json.loads(params.paths.registration.read_text())
     challenger_scores = score(model, test_set, params)
     write_json(params.paths.metrics, challenger_scores)
     write_json(params.paths.slice_metrics, slice_scores(model, test_set, params))
@@ -182,14 +222,22 @@ def run_stage() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(path, index=False)
 
-    client = registry.configure(params.mlflow)
+    challenger = lineage_of(model, params)
     champion = registry.version_by_alias(client, params.mlflow, params.mlflow.champion_alias)
-    champion_scores = None
+    champion_scores, before, new_lineage = None, None, ""
     if champion is not None:
-        champion_scores = score(
-            registry.load_version(params.mlflow, champion.version), test_set, params
-        )
-    decision = decide(challenger_scores, champion_scores, params.evaluate)
+        before = registry.lineage_of(client, params.mlflow, champion)
+        change = lineage_change(before, challenger, test_set.columns, "the test split")
+        if change:
+            new_lineage = (
+                f"new lineage: champion v{champion.version} learned {before}; "
+                f"v{registration['version']} learns {challenger} ({change})"
+            )
+        else:
+            champion_scores = score(
+                registry.load_version(params.mlflow, champion.version), test_set, params
+            )
+    decision = decide(challenger_scores, champion_scores, params.evaluate, new_lineage)
     if decision.promote:
         registry.promote(client, params.mlflow, registration["version"])
 
@@ -204,20 +252,39 @@ def run_stage() -> None:
         "champion_version_before": champion.version if champion else None,
         "challenger": challenger_scores,
         "champion": champion_scores,
+        "lineage": {
+            "new": bool(new_lineage),
+            "challenger": str(challenger),
+            "champion_before": None if before is None else str(before),
+        },
     }
     write_json(params.paths.promotion, outcome)
     verdict = "promoted to champion" if decision.promote else "not promoted"
-    print(f"evaluate: v{registration['version']} {verdict}: " + " ".join(decision.reasons))
+    print(f"evaluate: v{registration['version']} {verdict}: " + "; ".join(decision.reasons))
 
 
 def check_bundle(params: Params) -> list[str]:
-    """Thresholds the exported champion misses on the current test split (none: it may ship)."""
-    from .export import MODEL_FILE
+    """Thresholds the exported champion misses on the current test split (none: it may ship).
+
+    A bundle whose model learned another target or task, or needs columns the
+    split lacks, cannot be scored on it: that is the one failure then.
+    """
+    from .export import METADATA_FILE, MODEL_FILE
 
     model = joblib.load(params.paths.bundle / MODEL_FILE)
-    return threshold_failures(
-        score(model, pd.read_parquet(params.paths.test), params), params.evaluate
+    metadata = json.loads((params.paths.bundle / METADATA_FILE).read_text())
+    test_set = pd.read_parquet(params.paths.test)
+    bundled = Lineage(
+        metadata["task"], metadata["target"], tuple(input_columns_of(model, params)), "its data"
     )
+    change = lineage_change(bundled, lineage_of(model, params), test_set.columns, "the test split")
+    if change:
+        return [
+            f"its model (v{metadata['model_version']}) learned {metadata['target']} and cannot "
+            f"be scored on the current test split ({change}); `make pipeline` trains and "
+            "exports a model of the current data"
+        ]
+    return threshold_failures(score(model, test_set, params), params.evaluate)
 
 
 def markdown_report(params: Params, reason: str) -> str:
@@ -235,8 +302,10 @@ def markdown_report(params: Params, reason: str) -> str:
         "| --- | ---: | ---: |",
     ]
     champion = outcome["champion"] or {}
+    # A champion of another lineage was not scored on this data; older reports lack the key.
+    unscored = "other lineage" if outcome.get("lineage", {}).get("new") else "none"
     for name, value in sorted(outcome["challenger"].items()):
-        before = f"{champion[name]:.4f}" if name in champion else "none"
+        before = f"{champion[name]:.4f}" if name in champion else unscored
         lines.append(f"| {name} | {value:.4f} | {before} |")
     return "\n".join(lines) + "\n"
 

@@ -18,7 +18,7 @@ import joblib
 import pandas as pd
 
 from .config import Params, load_params
-from .train import input_columns_of
+from .train import Lineage, input_columns_of, lineage_change
 
 MODEL_FILE = "model.joblib"
 CHALLENGER_FILE = "challenger.joblib"
@@ -108,8 +108,24 @@ def write_bundle(model, metadata: dict, example: dict, bundle: Path, challenger=
     (bundle / EXAMPLE_FILE).write_text(json.dumps(example, indent=2, default=str) + "\n")
 
 
+def data_lineage(params: Params) -> tuple[Lineage, list[str]]:
+    """The lineage of the configured data, and the columns a bundle's model is given.
+
+    Those are the training split's (the reference record is made from it), or the
+    configured columns before the pipeline ever ran.
+    """
+    data = params.data
+    path = params.paths.train
+    columns = list(pd.read_parquet(path).columns) if path.exists() else data.input_columns
+    return Lineage(data.task, data.target, tuple(data.input_columns), str(data.source)), columns
+
+
 def registry_champion(params: Params) -> tuple[Any, str, str, str]:
-    """The fitted pipeline, version, run and training time of the registry's champion."""
+    """The fitted pipeline, version, run and training time of the registry's champion.
+
+    Refuses a champion that cannot serve the configured data (another target, task
+    or table): no model of this data has met the thresholds yet.
+    """
     from . import registry
 
     client = registry.configure(params.mlflow)
@@ -119,6 +135,15 @@ def registry_champion(params: Params) -> tuple[Any, str, str, str]:
         raise SystemExit(
             f"export: no model holds the alias '{alias}' yet; "
             "a model becomes champion when it meets the thresholds in conf/evaluate/"
+        )
+    lineage = registry.lineage_of(client, params.mlflow, version)
+    data, columns = data_lineage(params)
+    change = lineage_change(lineage, data, columns, "the data")
+    if change:
+        raise SystemExit(
+            f"export: the champion v{version.version} learned {lineage} and cannot serve "
+            f"the configured data ({change}); no model that learns {data} has met the "
+            f"promotion thresholds yet ({params.paths.promotion} says why)"
         )
     model = registry.load_version(params.mlflow, version.version)
     trained_at = registry.trained_at(client, version.run_id)

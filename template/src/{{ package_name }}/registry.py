@@ -23,6 +23,7 @@ from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
 from .config import MlflowConfig, Params
+from .train import Lineage, lineage_change
 
 PACKAGE_DIR = Path(__file__).parent
 # What a logged model needs to be loaded elsewhere. Listing it explicitly spares
@@ -65,8 +66,12 @@ def log_and_register(
     logged_params: dict[str, Any],
     tags: dict[str, str],
     config_file: Path,
+    version_tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Log a run with its config, tags and model; register the model as challenger."""
+    """Log a run with its config, tags and model; register the model as challenger.
+
+    ``version_tags`` go on the registered version (its lineage, see ``train.Lineage``).
+    """
     client = configure(params.mlflow)
     example = features.head(3)
     with mlflow.start_run() as run:
@@ -92,6 +97,10 @@ def log_and_register(
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
         )
     version_number = str(info.registered_model_version)
+    for key, value in (version_tags or {}).items():
+        client.set_model_version_tag(
+            params.mlflow.registered_model_name, version_number, key, value
+        )
     client.set_registered_model_alias(
         params.mlflow.registered_model_name, params.mlflow.challenger_alias, version_number
     )
@@ -127,6 +136,52 @@ def load_version(config: MlflowConfig, version_number: str) -> Pipeline:
     return mlflow.sklearn.load_model(f"models:/{config.registered_model_name}/{version_number}")
 
 
+def missing_registration(client: MlflowClient, registration: dict[str, Any]) -> str | None:
+    """What the tracking store lacks of the model version ``registration`` names, or None.
+
+    Only a store that answers "not found" counts as lacking it: an unreachable one
+    raises, since the version may well be there.
+    """
+    name, number = registration["model_name"], registration["version"]
+    try:
+        version = client.get_model_version(name, number)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        return f"it has no version {number} of {name!r}"
+    if version.run_id != registration["run_id"]:
+        return f"its v{number} comes from another run, {version.run_id}"
+    return None
+
+
+def input_names(config: MlflowConfig, version: ModelVersion) -> list[str]:
+    """The input columns of a registered version: its signature's, else its pipeline's."""
+    uri = f"models:/{config.registered_model_name}/{version.version}"
+    signature = mlflow.models.get_model_info(uri).signature
+    if signature is not None:
+        return signature.inputs.input_names()
+    return list(load_version(config, str(version.version)).feature_names_in_)
+
+
+def lineage_of(client: MlflowClient, config: MlflowConfig, version: ModelVersion) -> Lineage:
+    """What a registered version learned from, read from its lineage tags.
+
+    A version registered before versions were tagged gets it from its run's logged
+    ``data`` params and its model's signature, without loading the model.
+    """
+    recorded = Lineage.from_tags(version.tags)
+    if recorded is not None:
+        return recorded
+    run = client.get_run(version.run_id)
+    logged = run.data.params
+    return Lineage(
+        task=logged.get("data.task", "unknown task"),
+        target=logged.get("data.target", "unknown target"),
+        columns=tuple(input_names(config, version)),
+        source=run.data.tags.get("data.source", logged.get("data.source", "unknown source")),
+    )
+
+
 def set_alias(client: MlflowClient, config: MlflowConfig, alias: str, version_number: str) -> None:
     """Move ``alias`` to ``version_number``."""
     client.set_registered_model_alias(config.registered_model_name, alias, version_number)
@@ -150,35 +205,62 @@ def promote(client: MlflowClient, config: MlflowConfig, version_number: str) -> 
     )
 
 
-def previous_champion(client: MlflowClient, config: MlflowConfig, current: str) -> str | None:
-    """The version that was champion before ``current``, skipping rolled-back ones."""
+def earlier_champions(
+    client: MlflowClient, config: MlflowConfig, current: str
+) -> list[ModelVersion]:
+    """The versions that were champion before ``current`` and were not rolled back from."""
     versions = client.search_model_versions(f"name = '{config.registered_model_name}'")
-    earlier = [
+    return [
         version
         for version in versions
         if CHAMPION_SINCE_TAG in version.tags
         and ROLLED_BACK_TAG not in version.tags
         and str(version.version) != current
     ]
-    if not earlier:
+
+
+def previous_champion(
+    client: MlflowClient, config: MlflowConfig, current: str, data: Lineage, columns: list[str]
+) -> str | None:
+    """The version that was champion before ``current`` and can serve the current data.
+
+    ``data`` is the lineage of the configured data and ``columns`` the columns of its
+    training split: a version that learned another target or task, or needs columns
+    the data lacks, is passed over. None when no earlier champion fits.
+    """
+    fitting = [
+        version
+        for version in earlier_champions(client, config, current)
+        if lineage_change(lineage_of(client, config, version), data, columns, "the data") is None
+    ]
+    if not fitting:
         return None
-    return str(max(earlier, key=lambda version: version.tags[CHAMPION_SINCE_TAG]).version)
+    return str(max(fitting, key=lambda version: version.tags[CHAMPION_SINCE_TAG]).version)
 
 
-def roll_back(client: MlflowClient, config: MlflowConfig) -> tuple[str, str]:
+def roll_back(
+    client: MlflowClient, config: MlflowConfig, data: Lineage, columns: list[str]
+) -> tuple[str, str]:
     """Move the champion alias back to the previous champion; return (from, to) versions.
 
-    The version rolled back from is tagged, so a second rollback goes further back
-    instead of returning to it.
+    Only a champion that can serve the current data goes back into service (see
+    ``previous_champion``): a rollback never crosses to another lineage. The version
+    rolled back from is tagged, so a second rollback goes further back instead of
+    returning to it.
     """
     current = version_by_alias(client, config, config.champion_alias)
     if current is None:
         raise LookupError(f"no version holds the alias '{config.champion_alias}': nothing to undo")
-    previous = previous_champion(client, config, str(current.version))
+    previous = previous_champion(client, config, str(current.version), data, columns)
     if previous is None:
+        passed = [
+            f"v{version.version} learned {lineage_of(client, config, version)}"
+            for version in earlier_champions(client, config, str(current.version))
+        ]
+        crossing = f" ({'; '.join(passed)}: a rollback never crosses lineages)" if passed else ""
         raise LookupError(
-            f"v{current.version} is the only version that has been '{config.champion_alias}': "
-            "there is no previous one to roll back to"
+            f"no version before v{current.version} that learns {data} has been "
+            f"'{config.champion_alias}': there is no previous one to roll back to{crossing}"
         )
     client.set_model_version_tag(
         config.registered_model_name, str(current.version), ROLLED_BACK_TAG, now_utc()

@@ -2,9 +2,10 @@
 
 ``python -m <package>.rollback`` (``make rollback``) moves the registry's
 ``champion`` alias back to the version that held it before the current one
-(versions are tagged when they become champion), exports that version's bundle to
-``paths.bundle``, and records the new bundle in ``dvc.lock`` so the next
-``make pipeline`` keeps it. Rebuild and redeploy the image to serve it.
+(versions are tagged when they become champion), among the versions that can
+serve the configured data: never to one of another target, task or table. It
+exports that version's bundle to ``paths.bundle``, and records the new bundle in
+``dvc.lock`` so the next ``make pipeline`` keeps it. Rebuild and redeploy the image to serve it.
 """
 
 import subprocess
@@ -12,7 +13,7 @@ import sys
 
 from . import registry
 from .config import load_params
-from .export import export, registry_champion
+from .export import data_lineage, export, registry_champion
 
 
 def main() -> None:
@@ -20,7 +21,7 @@ def main() -> None:
     params = load_params()
     client = registry.configure(params.mlflow)
     try:
-        rolled_from, rolled_to = registry.roll_back(client, params.mlflow)
+        rolled_from, rolled_to = registry.roll_back(client, params.mlflow, *data_lineage(params))
     except LookupError as error:
         raise SystemExit(f"rollback: {error}") from None
     export(params, *registry_champion(params))

@@ -7,6 +7,8 @@ and model version the evaluation stage reports to.
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,81 @@ def input_columns_of(model: Pipeline, params: Params) -> list[str]:
     needs its own columns, both to be scored against a challenger and to be served.
     """
     return list(getattr(model, "feature_names_in_", params.data.input_columns))
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What a model learned from: its task, its target and the input columns it was fitted on.
+
+    Models of one lineage can be scored on the same test split and stand in for one
+    another (promotion, rollback); another target, task or table starts a new one.
+    ``source`` only says where the data came from: a refreshed file of the same
+    table, or one with extra columns, continues the lineage.
+    """
+
+    task: str
+    target: str
+    columns: tuple[str, ...]
+    source: str
+
+    # Model version tags: the registry says what each version learned from without
+    # loading it (an old pickle may need feature code that no longer exists).
+    TAG_PREFIX = "lineage."
+
+    def tags(self) -> dict[str, str]:
+        """The lineage as model version tags."""
+        return {
+            f"{self.TAG_PREFIX}task": self.task,
+            f"{self.TAG_PREFIX}target": self.target,
+            f"{self.TAG_PREFIX}columns": json.dumps(list(self.columns)),
+            f"{self.TAG_PREFIX}source": self.source,
+        }
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> "Lineage | None":
+        """The lineage recorded in a version's tags; None when it was registered without one."""
+        try:
+            return cls(
+                task=tags[f"{cls.TAG_PREFIX}task"],
+                target=tags[f"{cls.TAG_PREFIX}target"],
+                columns=tuple(json.loads(tags[f"{cls.TAG_PREFIX}columns"])),
+                source=tags[f"{cls.TAG_PREFIX}source"],
+            )
+        except KeyError:
+            return None
+
+    def __str__(self) -> str:
+        """What was learned from where, as in "species from data/raw/penguins.csv"."""
+        return f"{self.target} from {self.source}"
+
+
+def lineage_of(model: Pipeline, params: Params) -> Lineage:
+    """The lineage of a model fitted on the configured data."""
+    data = params.data
+    return Lineage(data.task, data.target, tuple(input_columns_of(model, params)), str(data.source))
+
+
+def lineage_change(old: Lineage, new: Lineage, available: Iterable[str], table: str) -> str | None:
+    """Why a model of lineage ``old`` cannot be scored beside, or stand in for, one of ``new``.
+
+    ``available`` are the columns of ``table``, the data it would be given. None when
+    nothing stands in the way: the two are of one lineage.
+    """
+    changes = []
+    if old.task != new.task:
+        changes.append(f"the task changed from {old.task} to {new.task}")
+    if old.target != new.target:
+        changes.append(f"the target changed from {old.target!r} to {new.target!r}")
+    present = set(available)
+    missing = [column for column in old.columns if column not in present]
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        kept = len(old.columns) - len(missing)
+        changes.append(
+            f"{table} has {kept or 'none'} of the {len(old.columns)} columns it was fitted on, "
+            f"lacking {shown}"
+        )
+    return "; ".join(changes) or None
 
 
 def features_and_target(frame: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.Series]:
@@ -82,7 +159,13 @@ def main() -> None:
         "data.test_md5": file_md5(params.paths.test),
     }
     registration = registry.log_and_register(
-        model, features, params, logged_params, data_versions, Path("params.yaml")
+        model,
+        features,
+        params,
+        logged_params,
+        data_versions,
+        Path("params.yaml"),
+        version_tags=lineage_of(model, params).tags(),
     )
     params.paths.registration.write_text(json.dumps(registration, indent=2) + "\n")
     print(
