@@ -19,12 +19,21 @@ from .data import load_source, write_table
 
 
 def jitter_numbers(
-    frame: pd.DataFrame, schema: SchemaConfig, jitter: float, rng: np.random.Generator
+    frame: pd.DataFrame,
+    schema: SchemaConfig,
+    jitter: float,
+    rng: np.random.Generator,
+    keep: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """Add Gaussian noise to numeric columns, clipped to the schema's bounds, keeping dtypes."""
+    """Add Gaussian noise to numeric columns, clipped to the schema's bounds, keeping dtypes.
+
+    Columns with a category list (a classifier's numeric labels), and those in
+    ``keep``, are copied unchanged: a class is no quantity to add noise to.
+    """
     noisy = frame.copy()
     for name, rules in schema.columns.items():
-        if rules.dtype == "str" or name not in noisy:
+        categorical = rules.dtype == "str" or rules.categories is not None
+        if categorical or name in keep or name not in noisy:
             continue
         column = noisy[name].astype(float)
         noise = rng.normal(0.0, jitter * float(np.nanstd(column)), size=len(column))
@@ -42,7 +51,8 @@ def generate(params: Params, rows: int) -> pd.DataFrame:
     source = load_source(params.data.source)
     rng = np.random.default_rng(params.train.seed)
     sampled = source.iloc[rng.integers(0, len(source), size=rows)].reset_index(drop=True)
-    return jitter_numbers(sampled, params.data_schema, params.synthetic.jitter, rng)
+    labels = (params.data.target,) if params.data.is_classification else ()
+    return jitter_numbers(sampled, params.data_schema, params.synthetic.jitter, rng, keep=labels)
 
 
 def output_path(config: SyntheticConfig, rows: int) -> Path:
