@@ -21,6 +21,11 @@ def floor_to(value: float, step: float = 0.01) -> float:
     return round(math.floor(value / step + 1e-9) * step, 6)
 
 
+def ceil_to(value: float, step: float = 0.01) -> float:
+    """``value`` rounded up to a multiple of ``step``."""
+    return round(math.ceil(value / step - 1e-9) * step, 6)
+
+
 def ceil_significant(value: float, digits: int = 3) -> float:
     """``value`` rounded up to ``digits`` significant digits."""
     if value <= 0:
@@ -157,7 +162,25 @@ def quality_bar(profile: Profile, frame: pd.DataFrame, params: Params, data: Dat
             text = f"RMSE {worst:.3g} on the worst slice"
         quality["ml_test_score"] = {"slices": {"thresholds": slice_bound}}
         reasons.append(f"slices of {profile.slice_column}: {text}; thresholds {slice_bound}")
-    if not data.is_classification:
+    if data.is_classification:
+        # Differences below the folds' own spread are noise: the checks that compare two
+        # models on the test split (tuning, simpler model, staleness, groups) allow it.
+        spread = float(np.std(measured["folds"]["f1_macro"]))
+        tolerance = max(0.02, ceil_to(spread))
+        quality.setdefault("ml_test_score", {}).update(
+            {
+                "tuning": {"tolerance": tolerance},
+                "simpler_model_tolerance": tolerance,
+                "staleness": {"max_loss": max(0.05, ceil_to(3 * spread))},
+                "inclusion": {"max_gap": max(0.1, ceil_to(3 * spread))},
+            }
+        )
+        reasons.append(
+            f"comparisons allow the folds' spread of f1_macro ({spread:.3f}): tuning and simpler "
+            f"model {tolerance}, staleness {max(0.05, ceil_to(3 * spread))}, groups "
+            f"{max(0.1, ceil_to(3 * spread))}"
+        )
+    else:
         rmse = float(np.mean(measured["folds"]["rmse"]))
         tolerance = ceil_significant(0.05 * rmse)
         quality.setdefault("ml_test_score", {}).update(
