@@ -99,9 +99,22 @@ def numbers(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").astype(float)
 
 
+def category_label(value: Any) -> str:
+    """One value as a text label, missing ones as ``MISSING``.
+
+    A whole number reads the same as an integer or a float: JSON's 1 and 1.0, or an
+    integer column and its float copy, are one category.
+    """
+    if pd.isna(value):
+        return MISSING
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def category_labels(values: pd.Series) -> pd.Series:
-    """A column as text labels, missing values labeled ``MISSING``."""
-    return values.map(lambda value: MISSING if pd.isna(value) else str(value))
+    """A column as text labels (see ``category_label``)."""
+    return values.map(category_label)
 
 
 def psi(reference_counts: np.ndarray, serving_counts: np.ndarray) -> float:
@@ -329,7 +342,7 @@ def same_predictions(
 ) -> pd.Series:
     """Whether each logged prediction equals the one recomputed from its logged features."""
     if is_classification:
-        return logged.astype(str) == pd.Series(recomputed, index=logged.index).astype(str)
+        return category_labels(logged) == category_labels(pd.Series(recomputed, index=logged.index))
     close = np.isclose(numbers(logged).to_numpy(), recomputed.astype(float), rtol=rtol, atol=0.0)
     return pd.Series(close, index=logged.index)
 
@@ -448,7 +461,7 @@ def online_scores(log: pd.DataFrame, truth: pd.Series, is_classification: bool) 
     if is_classification:
         # Labels are compared as text: the log keys probabilities by label text and
         # answers a numeric label (1) as a number, the labels file may hold either.
-        return classification_metrics(model, rows, truth.astype(str))
+        return classification_metrics(model, rows, category_labels(truth))
     return regression_metrics(model, rows, truth.astype(float))
 
 
