@@ -136,7 +136,11 @@ def column_role(name: str, values: pd.Series, rows: int) -> Column:
 
 
 def mutual_information(
-    column: pd.Series, target: pd.Series, is_classification: bool, seed: int
+    column: pd.Series,
+    target: pd.Series,
+    is_classification: bool,
+    seed: int,
+    discrete: bool = False,
 ) -> float:
     """Mutual information (nats) between one feature and the target, missing rows dropped.
 
@@ -148,7 +152,9 @@ def mutual_information(
     values, target = column[known], target[known]
     if values.empty:
         return 0.0
-    categorical = not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+    categorical = (
+        discrete or not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+    )
     encoded = pd.factorize(values)[0] if categorical else values.to_numpy(dtype=float)
     estimate = mutual_info_classif if is_classification else mutual_info_regression
     labels = target.astype(str) if is_classification else target.astype(float)
