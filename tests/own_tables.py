@@ -31,6 +31,17 @@ def breast_cancer() -> pd.DataFrame:
     return frame.rename(columns=renamed)
 
 
+def sensors() -> pd.DataFrame:
+    """32 columns with capitals and spaces, a binary integer label no straight line separates."""
+    rng = np.random.default_rng(5)
+    rows = 600
+    values = rng.normal(size=(rows, 32))
+    frame = pd.DataFrame(values, columns=[f"Sensor {index:02d}" for index in range(32)])
+    ring = values[:, 0] ** 2 + values[:, 1] ** 2 + 0.5 * values[:, 2]
+    frame["Alarm"] = (ring > 1.6).astype(int)
+    return frame
+
+
 def customers() -> pd.DataFrame:
     """Text labels, a category with gaps, dates, an id, free text, a sensitive attribute."""
     from sklearn.datasets import make_classification
@@ -95,6 +106,7 @@ def engine_wear() -> pd.DataFrame:
 TABLES = {
     "wine": wine,
     "breast_cancer": breast_cancer,
+    "sensors": sensors,
     "customers": customers,
     "diabetes": diabetes,
     "house_prices": house_prices,
