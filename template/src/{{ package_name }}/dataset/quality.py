@@ -182,7 +182,9 @@ def quality_bar(profile: Profile, frame: pd.DataFrame, params: Params, data: Dat
         )
     else:
         rmse = float(np.mean(measured["folds"]["rmse"]))
-        tolerance = ceil_significant(0.05 * rmse)
+        # As for classifiers, differences within the folds' spread are noise.
+        spread = float(np.std(measured["folds"]["rmse"]))
+        tolerance = ceil_significant(max(0.05 * rmse, spread))
         quality.setdefault("ml_test_score", {}).update(
             {
                 "tuning": {"tolerance": tolerance},
