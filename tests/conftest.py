@@ -54,19 +54,28 @@ def uv_executable() -> str:
     return found
 
 
-def run_make(project: Path, target: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run a make target of a generated project; fail the test with its output."""
-    # As from a developer's shell: the project has its own .venv, so the template's must
-    # not leak into it, and CI's CI=true would make `make setup` refuse to re-lock.
-    environment = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CI")}
+def developer_environment() -> dict[str, str]:
+    """The environment as from a developer's shell in a generated project.
+
+    The project has its own .venv, so the template's must not leak into it, and CI's
+    CI=true would make `make setup` refuse to re-lock.
+    """
+    return {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CI")}
+
+
+def run_make(
+    project: Path, target: str, *variables: str, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """Run a make target of a generated project (``NAME=value`` variables may hold spaces);
+    fail the test with its output."""
     result = subprocess.run(
-        ["make", "--no-print-directory", target, f"UV={uv_executable()}"],
+        ["make", "--no-print-directory", target, *variables, f"UV={uv_executable()}"],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
-        env=environment,
+        env=developer_environment(),
     )
     if result.returncode != 0:
         output = f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}"

@@ -15,7 +15,6 @@ categorical feature, no time column, no sensitive attribute.
 import json
 import math
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -26,7 +25,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import available_python_version, render, run_make, uv_executable
+from conftest import (
+    available_python_version,
+    developer_environment,
+    render,
+    run_make,
+    uv_executable,
+)
+from team_stack import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -71,24 +77,6 @@ def quick_started(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], P
     return project_for
 
 
-def make_in(project: Path, *arguments: str) -> subprocess.CompletedProcess:
-    """`make` with variables (values may hold spaces); fail the test with its output."""
-    environment = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CI")}
-    result = subprocess.run(
-        ["make", "--no-print-directory", *arguments, f"UV={uv_executable()}"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-        env=environment,
-    )
-    assert result.returncode == 0, (
-        f"make {' '.join(arguments)} failed:\n{result.stdout[-8000:]}\n{result.stderr[-4000:]}"
-    )
-    return result
-
-
 def project_python(project: Path, *arguments: str) -> str:
     """Run a script with the project's interpreter (it has scikit-learn and pandas)."""
     result = subprocess.run(
@@ -104,7 +92,6 @@ def project_python(project: Path, *arguments: str) -> str:
 
 def pytest_in_project(project: Path, *arguments: str) -> None:
     """The project's own tests, as `make test` runs them, with extra pytest arguments."""
-    environment = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CI")}
     result = subprocess.run(
         [
             str(project / ".venv" / "bin" / "pytest"),
@@ -120,15 +107,9 @@ def pytest_in_project(project: Path, *arguments: str) -> None:
         text=True,
         timeout=1800,
         check=False,
-        env=environment,
+        env=developer_environment(),
     )
     assert result.returncode == 0, f"{result.stdout[-8000:]}\n{result.stderr[-2000:]}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def post(url: str, body: bytes) -> tuple[int, dict]:
@@ -145,7 +126,7 @@ def served_answers(project: Path, bodies: list[bytes]) -> list[tuple[int, dict]]
     """Start the project's service (`make serve`) on a loopback port, post each body, stop it."""
     port = free_port()
     environment = {
-        **{k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CI")},
+        **developer_environment(),
         "BENTOML_HOME": str(project / ".bentoml-test"),
         "PREDICTION_LOG": str(project / "logs" / "own-data-test.jsonl"),
     }
@@ -199,7 +180,7 @@ def test_a_table_nobody_tuned_for_is_adopted_trained_tested_and_served(
     source = tmp_path_factory.mktemp("incoming") / f"{name}{suffix}"
     project_python(project, str(OWN_TABLES), "write", name, str(source))
 
-    adopted = make_in(project, "dataset", f"SOURCE={source}", f"TARGET={target}")
+    adopted = run_make(project, "dataset", f"SOURCE={source}", f"TARGET={target}", timeout=1800)
     print(f"\n--- {task} / {name} ---\n{adopted.stdout}")
     params = composed(project)
     data = params["data"]
@@ -208,14 +189,14 @@ def test_a_table_nobody_tuned_for_is_adopted_trained_tested_and_served(
     leftovers = {"bill_ratio", "power_to_weight", "island", "origin"}
     assert not leftovers & {*data["derived_features"], *data["categorical_features"]}
 
-    pipeline = make_in(project, "pipeline")
+    pipeline = run_make(project, "pipeline", timeout=1800)
     promotion = json.loads((project / "reports" / "promotion.json").read_text())
     assert promotion["promote"], promotion["reasons"]
     assert "Running stage 'export'" in pipeline.stdout
 
     if scored:
         # Every generated test, scored; the target fails on a failed test or a low score.
-        run = make_in(project, "ml-test-score")
+        run = run_make(project, "ml-test-score", timeout=1800)
         report = json.loads((project / "reports" / "ml_test_score.json").read_text())
         assert report["final"] > report["fail_under"], run.stdout[-4000:]
         print("\n".join(line for line in run.stdout.splitlines() if line.startswith("| ")))
