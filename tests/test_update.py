@@ -5,7 +5,6 @@ working tree as the newest version, and a newer synthetic version changing
 template-owned files.
 """
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,7 +14,14 @@ import pytest
 import yaml
 from copier import run_copy, run_recopy, run_update
 
-from conftest import COPIER_CONFIG, available_python_version, hooks_dir, run_make, uv_executable
+from conftest import (
+    COPIER_CONFIG,
+    available_python_version,
+    developer_environment,
+    hooks_dir,
+    run_make,
+    uv_executable,
+)
 from template_versions import (
     NEWER_TARGET,
     build_template_repo,
@@ -229,8 +235,7 @@ def test_team_work_survives_an_update_from_the_first_release(
 
 def run_in_project_environment(project: Path, code: str) -> str:
     """Run Python code with the project's runtime dependencies only (no train/serve/dev)."""
-    environment = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CI")}
-    environment["UV_PYTHON_DOWNLOADS"] = "never"
+    environment = {**developer_environment(), "UV_PYTHON_DOWNLOADS": "never"}
     result = subprocess.run(
         [uv_executable(), "run", "--no-default-groups", "--quiet", "python", "-c", code],
         cwd=project,
