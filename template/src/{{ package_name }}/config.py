@@ -98,6 +98,9 @@ class EvaluateConfig(Strict):
     greater_is_better: bool
     thresholds: dict[str, Threshold]
     promotion_margin: float = Field(ge=0.0)
+    # Largest loss on the frozen holdout (``paths.holdout``) a challenger may show
+    # against the champion, in the primary metric's units.
+    holdout_margin: float = Field(ge=0.0)
 
 
 class MlflowConfig(Strict):
@@ -126,6 +129,8 @@ class PathsConfig(Strict):
     predictions: Path
     roc: Path
     bundle: Path
+    reference: Path
+    holdout: Path
 
 
 class BatchingConfig(Strict):
@@ -207,6 +212,18 @@ class MonitorConfig(Strict):
     online: OnlineConfig
 
 
+class TableChecksConfig(Strict):
+    """How far a new batch of data may stray from the reference profile (``reference``)."""
+
+    sample_rows: int = Field(ge=100)
+    max_duplicate_increase: float = Field(ge=0.0, le=1.0)
+    min_class_share_ratio: float = Field(ge=0.0, le=1.0)
+    max_quantile_shift: float = Field(ge=0.0)
+    max_top_value_share: float = Field(gt=0.0, le=1.0)
+    max_row_count_ratio: float = Field(ge=1.0)
+    drift: DriftConfig
+
+
 class ManualProcedure(Strict):
     """A rubric test done by people, and the files that show it is in place."""
 
@@ -282,6 +299,7 @@ class Params(Strict):
 
     data: DataConfig
     data_schema: SchemaConfig = Field(alias="schema")
+    table_checks: TableChecksConfig
     model: dict[str, Any]
     train: TrainConfig
     evaluate: EvaluateConfig

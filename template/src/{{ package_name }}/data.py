@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import DataConfig, TrainConfig, load_params
+from .config import DataConfig, Params, TrainConfig, load_params
 
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
 
@@ -90,6 +90,48 @@ def split(
     return train_set.reset_index(drop=True), test_set.reset_index(drop=True)
 
 
+def holdout_rows(path: Path, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The frozen holdout, or None when there is none or it no longer fits the data.
+
+    It no longer fits when its columns differ from the data's (a new dataset).
+    """
+    if not path.exists():
+        return None
+    holdout = pd.read_parquet(path)
+    return holdout if list(holdout.columns) == list(frame.columns) else None
+
+
+def without(rows: pd.DataFrame, excluded: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` minus every row equal (in all columns) to one of ``excluded``."""
+    marked = rows.merge(excluded.drop_duplicates(), how="left", indicator=True)
+    return rows[(marked["_merge"] == "left_only").to_numpy()].reset_index(drop=True)
+
+
+def split_stage(frame: pd.DataFrame, params: Params) -> str:
+    """Write the train and test splits, and freeze the holdout on a first run.
+
+    The holdout is the test split of the data the reference was recorded from
+    (``reference``), kept as it is while that reference stands: evaluation scores
+    every challenger and the champion on it, so a new batch cannot rig its own
+    exam. Its rows never reach training, even when a new batch contains them.
+    """
+    train_set, test_set = split(frame, params.data, params.train)
+    holdout = holdout_rows(params.paths.holdout, frame)
+    if holdout is None:
+        write_table(test_set, params.paths.holdout)
+        note = f"holdout frozen: these {len(test_set)} test rows -> {params.paths.holdout}"
+    else:
+        kept = without(train_set, holdout)
+        note = (
+            f"frozen holdout of {len(holdout)} rows ({params.paths.holdout}); "
+            f"{len(train_set) - len(kept)} training rows equal to holdout rows left out"
+        )
+        train_set = kept
+    write_table(train_set, params.paths.train)
+    write_table(test_set, params.paths.test)
+    return f"split: {len(train_set)} train rows, {len(test_set)} test rows; {note}"
+
+
 def main() -> None:
     """Run one data stage: ``prepare`` or ``split``."""
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -100,11 +142,7 @@ def main() -> None:
         frame = prepare(params.data, params.paths.prepared)
         print(f"prepare: {len(frame)} rows from {params.data.source} -> {params.paths.prepared}")
         return
-    frame = pd.read_parquet(params.paths.validated)
-    train_set, test_set = split(frame, params.data, params.train)
-    write_table(train_set, params.paths.train)
-    write_table(test_set, params.paths.test)
-    print(f"split: {len(train_set)} train rows, {len(test_set)} test rows")
+    print(split_stage(pd.read_parquet(params.paths.validated), params))
 
 
 if __name__ == "__main__":

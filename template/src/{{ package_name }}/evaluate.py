@@ -11,6 +11,7 @@ new data is judged by the thresholds alone.
 
 import argparse
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from sklearn import metrics
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import label_binarize
 
+from . import strict_json
 from .config import EvaluateConfig, Params, load_params
 from .train import Lineage, features_and_target, input_columns_of, lineage_change, lineage_of
 
@@ -133,7 +135,8 @@ def threshold_failures(scores: dict, config: EvaluateConfig) -> list[str]:
     failures = []
     for name, bound in config.thresholds.items():
         value = scores.get(name)
-        if value is None:
+        # NaN (a metric undefined on this data) compares False with any bound: no pass.
+        if value is None or not math.isfinite(value):
             failures.append(f"metric {name!r} has a threshold but was not computed")
         elif bound.min is not None and value < bound.min:
             failures.append(f"{name}={value:.4f} is below the minimum {bound.min}")
@@ -148,12 +151,20 @@ def gain(new: float, old: float, config: EvaluateConfig) -> float:
 
 
 def decide(
-    challenger: dict, champion: dict | None, config: EvaluateConfig, new_lineage: str = ""
+    challenger: dict,
+    champion: dict | None,
+    config: EvaluateConfig,
+    new_lineage: str = "",
+    holdout: tuple[dict, dict] | None = None,
 ) -> Decision:
-    """Apply the promotion gate: thresholds first, then the margin over the champion.
+    """Apply the promotion gate: thresholds, the margin over the champion, the holdout.
 
     ``new_lineage`` says why the champion was not scored (it learned from other
     data, see ``train.Lineage``): the challenger is then judged by the thresholds alone.
+    ``holdout`` holds the challenger's and the champion's scores on the frozen
+    holdout: a challenger that loses more than ``holdout_margin`` there is not
+    promoted, whatever the new test split says (that split came with the new data,
+    and bad data brings its own easy exam).
     """
     failures = threshold_failures(challenger, config)
     alone = [f"{new_lineage}: judged by the thresholds alone"] if new_lineage else []
@@ -169,15 +180,34 @@ def decide(
         f"{name}: challenger {challenger[name]:.4f} vs champion {champion[name]:.4f} "
         f"(gain {improvement:+.4f}, required margin {config.promotion_margin})"
     )
-    if improvement >= config.promotion_margin and improvement > 0:
+    if not (improvement >= config.promotion_margin and improvement > 0):
+        return Decision(False, [f"champion stays; {comparison}"])
+    if holdout is None:
         return Decision(True, [f"challenger beats the champion; {comparison}"])
-    return Decision(False, [f"champion stays; {comparison}"])
+    new, old = holdout[0][name], holdout[1][name]
+    held = gain(new, old, config)
+    on_holdout = (
+        f"frozen holdout {name}: challenger {new:.4f} vs champion {old:.4f} "
+        f"(gain {held:+.4f}, largest loss allowed {config.holdout_margin})"
+    )
+    if held < -config.holdout_margin:
+        return Decision(False, [f"champion stays; {comparison}; but {on_holdout}"])
+    return Decision(True, [f"challenger beats the champion; {comparison}; {on_holdout}"])
 
 
 def write_json(path: Path, content: dict) -> None:
-    """Write ``content`` as indented JSON, creating the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n")
+    """Write ``content`` as indented, key-sorted strict JSON (no NaN), creating the folder."""
+    strict_json.write(path, content, sort_keys=True)
+
+
+def holdout_scores(challenger: Pipeline, champion: Pipeline, params: Params) -> tuple[dict, dict]:
+    """Challenger's and champion's metrics on the frozen holdout (``data.split_stage``).
+
+    The split stage always writes the holdout before evaluation runs; both models
+    are of the data's lineage here, so both can read it.
+    """
+    holdout = pd.read_parquet(params.paths.holdout)
+    return score(challenger, holdout, params), score(champion, holdout, params)
 
 
 def stale_registration(params: Params, client: "MlflowClient", registration: dict) -> None:
@@ -224,7 +254,7 @@ def run_stage() -> None:
 
     challenger = lineage_of(model, params)
     champion = registry.version_by_alias(client, params.mlflow, params.mlflow.champion_alias)
-    champion_scores, before, new_lineage = None, None, ""
+    champion_scores, before, new_lineage, holdout = None, None, "", None
     if champion is not None:
         before = registry.lineage_of(client, params.mlflow, champion)
         change = lineage_change(before, challenger, test_set.columns, "the test split")
@@ -234,10 +264,10 @@ def run_stage() -> None:
                 f"v{registration['version']} learns {challenger} ({change})"
             )
         else:
-            champion_scores = score(
-                registry.load_version(params.mlflow, champion.version), test_set, params
-            )
-    decision = decide(challenger_scores, champion_scores, params.evaluate, new_lineage)
+            champion_model = registry.load_version(params.mlflow, champion.version)
+            champion_scores = score(champion_model, test_set, params)
+            holdout = holdout_scores(model, champion_model, params)
+    decision = decide(challenger_scores, champion_scores, params.evaluate, new_lineage, holdout)
     if decision.promote:
         registry.promote(client, params.mlflow, registration["version"])
 
@@ -252,6 +282,7 @@ def run_stage() -> None:
         "champion_version_before": champion.version if champion else None,
         "challenger": challenger_scores,
         "champion": champion_scores,
+        "holdout": None if holdout is None else {"challenger": holdout[0], "champion": holdout[1]},
         "lineage": {
             "new": bool(new_lineage),
             "challenger": str(challenger),

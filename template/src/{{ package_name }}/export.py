@@ -17,6 +17,7 @@ from typing import Any
 import joblib
 import pandas as pd
 
+from . import strict_json
 from .config import Params, load_params
 from .train import Lineage, input_columns_of, lineage_change
 
@@ -97,15 +98,54 @@ def bundle_metadata(
     }
 
 
-def write_bundle(model, metadata: dict, example: dict, bundle: Path, challenger=None) -> None:
-    """Write the model (and challenger), metadata and an example request into ``bundle``."""
+def write_if_changed(path: Path, content: bytes) -> bool:
+    """Write ``content`` unless ``path`` already holds exactly it; return whether it wrote."""
+    if path.exists() and path.read_bytes() == content:
+        return False
+    path.write_bytes(content)
+    return True
+
+
+def json_bytes(content: dict) -> bytes:
+    """``content`` as the bundle's indented strict JSON."""
+    return (strict_json.dumps(content, indent=2, default=str) + "\n").encode()
+
+
+def write_bundle(
+    model, metadata: dict, example: dict, bundle: Path, challenger=None, keep: tuple = ()
+) -> list[str]:
+    """Write the model (and challenger), metadata and an example request into ``bundle``.
+
+    Files whose content is unchanged are left alone, and the model files named in
+    ``keep`` (the same model version as the bundle's) are not dumped again: pickling
+    a model loaded back from the registry gives other bytes for the same model.
+    Returns the names of the files written or removed.
+    """
     bundle.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, bundle / MODEL_FILE)
-    (bundle / CHALLENGER_FILE).unlink(missing_ok=True)
-    if challenger is not None:
-        joblib.dump(challenger, bundle / CHALLENGER_FILE)
-    (bundle / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str) + "\n")
-    (bundle / EXAMPLE_FILE).write_text(json.dumps(example, indent=2, default=str) + "\n")
+    written = []
+    for name, fitted in ((MODEL_FILE, model), (CHALLENGER_FILE, challenger)):
+        path = bundle / name
+        if fitted is None:
+            if path.exists():
+                path.unlink()
+                written.append(name)
+        elif name not in keep or not path.exists():
+            joblib.dump(fitted, path)
+            written.append(name)
+    for name, content in ((METADATA_FILE, metadata), (EXAMPLE_FILE, example)):
+        if write_if_changed(bundle / name, json_bytes(content)):
+            written.append(name)
+    return written
+
+
+def bundled(bundle: Path) -> tuple[dict, dict] | None:
+    """The metadata and example request of the bundle on disk, or None without one."""
+    try:
+        metadata = json.loads((bundle / METADATA_FILE).read_text())
+        example = json.loads((bundle / EXAMPLE_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return metadata, example
 
 
 def data_lineage(params: Params) -> tuple[Lineage, list[str]]:
@@ -180,17 +220,35 @@ def canary_challenger(params: Params, champion_version: str) -> tuple[Any, dict]
     return joblib.load(params.paths.model), {**identity, "model_version": registration["version"]}
 
 
-def export(params: Params, model, version: str, run_id: str, trained_at: str) -> dict:
-    """Write the bundle of one model version to ``paths.bundle``; return its metadata."""
+def export(params: Params, model, version: str, run_id: str, trained_at: str) -> list[str]:
+    """Write the bundle of one model version to ``paths.bundle``; return the files written.
+
+    When the bundle already holds this model version (no promotion since), its
+    reference record and example request stay as they are: they describe the data
+    the champion learned from, not the batch that just arrived. The bundle is then
+    left byte-identical unless the serving settings or the canary changed.
+    """
     columns = input_columns_of(model, params)
-    reference = reference_record(pd.read_parquet(params.paths.train), columns)
+    on_disk = bundled(params.paths.bundle)
+    identity = (params.mlflow.registered_model_name, str(version), run_id)
+    same = on_disk is not None and identity == tuple(
+        str(on_disk[0].get(key)) for key in ("model_name", "model_version", "run_id")
+    )
+    if same:
+        reference, example = on_disk[0]["reference"], on_disk[1]
+    else:
+        reference = reference_record(pd.read_parquet(params.paths.train), columns)
+        example = example_request(pd.read_parquet(params.paths.test), columns)
     challenger_model, challenger = canary_challenger(params, version) or (None, None)
     metadata = bundle_metadata(
         model, params, version, run_id, trained_at, reference, challenger=challenger
     )
-    example = example_request(pd.read_parquet(params.paths.test), columns)
-    write_bundle(model, metadata, example, params.paths.bundle, challenger=challenger_model)
-    return metadata
+    keep = [MODEL_FILE] if same else []
+    if same and challenger is not None and on_disk[0].get("challenger") == metadata["challenger"]:
+        keep.append(CHALLENGER_FILE)
+    return write_bundle(
+        model, metadata, example, params.paths.bundle, challenger_model, keep=tuple(keep)
+    )
 
 
 def main() -> None:
@@ -205,12 +263,13 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     chosen = registry_champion(params) if args.from_registry else champion(params)
-    metadata = export(params, *chosen)
-    alias = params.mlflow.champion_alias
-    print(
-        f"export: {metadata['model_name']} v{metadata['model_version']} ('{alias}') "
-        f"-> {params.paths.bundle}"
-    )
+    written = export(params, *chosen)
+    alias, version = params.mlflow.champion_alias, chosen[1]
+    name = params.mlflow.registered_model_name
+    if not written:
+        print(f"export: {name} v{version} ('{alias}') unchanged: {params.paths.bundle} left as is")
+        return
+    print(f"export: {name} v{version} ('{alias}') -> {params.paths.bundle} ({', '.join(written)})")
 
 
 if __name__ == "__main__":

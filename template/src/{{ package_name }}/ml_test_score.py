@@ -9,13 +9,13 @@ half a point when it has no automated check but a documented manual procedure
 points; the final score is the smallest section sum.
 """
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import strict_json
 from .config import MlTestScoreConfig, load_params
 
 # The rubric itself (Tables I to IV of the paper): ids, sections, short titles.
@@ -263,7 +263,7 @@ class ScorePlugin:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(markdown(self.result))
         record = {**asdict(self.result), "reading": self.result.reading}
-        report.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+        strict_json.write(report.with_suffix(".json"), record)
         summary = session.config.getoption("--ml-test-score-summary")
         if summary is not None:
             with summary.open("a") as destination:

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
+from . import strict_json
 from .config import Params, load_params
 from .features import build_preprocessor
 
@@ -167,7 +168,7 @@ def main() -> None:
         Path("params.yaml"),
         version_tags=lineage_of(model, params).tags(),
     )
-    params.paths.registration.write_text(json.dumps(registration, indent=2) + "\n")
+    strict_json.write(params.paths.registration, registration)
     print(
         f"train: {params.model['_target_']} on {len(train_set)} rows; "
         f"registered {registration['model_name']} v{registration['version']} "

@@ -7,7 +7,6 @@ from the configured data's statistics, to review and commit.
 """
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pandera.pandas as pa
 import yaml
 from pandera.errors import SchemaErrors
 
+from . import reference, strict_json
 from .config import ColumnSchema, DataConfig, SchemaConfig, load_params
 from .data import load_source, write_table
 
@@ -114,11 +114,18 @@ def validate(frame: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
         raise ValidationFailed(summarize_failures(errors.failure_cases)) from None
 
 
-def write_report(path: Path, rows: int, findings: list[dict]) -> None:
-    """Write the validation report as JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    report = {"valid": not findings, "rows": rows, "findings": findings}
-    path.write_text(json.dumps(report, indent=2) + "\n")
+def write_report(
+    path: Path, rows: int, findings: list[dict], table_findings: list[dict] | None = None
+) -> None:
+    """Write the validation report as JSON: column-rule findings, then table-check ones."""
+    table_findings = table_findings or []
+    report = {
+        "valid": not findings and not table_findings,
+        "rows": rows,
+        "findings": findings,
+        "table_findings": table_findings,
+    }
+    strict_json.write(path, report)
 
 
 def round_outward(value: float, lower: bool) -> float:
@@ -219,9 +226,20 @@ def main() -> None:
     except ValidationFailed as failure:
         write_report(params.paths.validation_report, len(frame), failure.findings)
         raise SystemExit(f"{failure}\nreport: {params.paths.validation_report}") from None
-    write_report(params.paths.validation_report, len(frame), [])
+    table_findings, checked = reference.compare(validated, params)
+    write_report(
+        params.paths.validation_report, len(frame), [], reference.as_report(table_findings)
+    )
+    if table_findings:
+        lines = "\n  ".join(finding.message for finding in table_findings)
+        raise SystemExit(
+            f"table checks failed against the reference profile:\n  {lines}\n"
+            f"report: {params.paths.validation_report}\n"
+            'data that changed on purpose: make accept-data REASON="why it changed"'
+        )
     write_table(validated, params.paths.validated)
     print(f"validate: {len(frame)} rows match the schema -> {params.paths.validated}")
+    print(f"validate: {checked}")
 
 
 if __name__ == "__main__":

@@ -167,6 +167,7 @@ def quality_bar(profile: Profile, frame: pd.DataFrame, params: Params, data: Dat
         # models on the test split (tuning, simpler model, staleness, groups) allow it.
         spread = float(np.std(measured["folds"]["f1_macro"]))
         tolerance = max(0.02, ceil_to(spread))
+        quality["evaluate"]["holdout_margin"] = tolerance
         quality.setdefault("ml_test_score", {}).update(
             {
                 "tuning": {"tolerance": tolerance},
@@ -176,8 +177,8 @@ def quality_bar(profile: Profile, frame: pd.DataFrame, params: Params, data: Dat
             }
         )
         reasons.append(
-            f"comparisons allow the folds' spread of f1_macro ({spread:.3f}): tuning and simpler "
-            f"model {tolerance}, staleness {max(0.05, ceil_to(3 * spread))}, groups "
+            f"comparisons allow the folds' spread of f1_macro ({spread:.3f}): holdout, tuning and "
+            f"simpler model {tolerance}, staleness {max(0.05, ceil_to(3 * spread))}, groups "
             f"{max(0.1, ceil_to(3 * spread))}"
         )
     else:
@@ -185,6 +186,7 @@ def quality_bar(profile: Profile, frame: pd.DataFrame, params: Params, data: Dat
         # As for classifiers, differences within the folds' spread are noise.
         spread = float(np.std(measured["folds"]["rmse"]))
         tolerance = ceil_significant(max(0.05 * rmse, spread))
+        quality["evaluate"]["holdout_margin"] = tolerance
         quality.setdefault("ml_test_score", {}).update(
             {
                 "tuning": {"tolerance": tolerance},
@@ -195,8 +197,8 @@ def quality_bar(profile: Profile, frame: pd.DataFrame, params: Params, data: Dat
         )
         quality["monitor"] = {"online": {"tolerance": {"rmse": ceil_significant(0.6 * rmse)}}}
         reasons.append(
-            f"tolerances in the target's units, from its RMSE {rmse:.3g}: tuning and simpler "
-            f"model {tolerance}, staleness {ceil_significant(0.5 * rmse)}, groups "
+            f"tolerances in the target's units, from its RMSE {rmse:.3g}: holdout, tuning and "
+            f"simpler model {tolerance}, staleness {ceil_significant(0.5 * rmse)}, groups "
             f"{ceil_significant(rmse)}, online {ceil_significant(0.6 * rmse)}"
         )
     profile.quality = quality
