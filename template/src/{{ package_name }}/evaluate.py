@@ -44,8 +44,9 @@ def classification_metrics(model: Pipeline, features: pd.DataFrame, target: pd.S
         "recall_macro": metrics.recall_score(target, predicted, average="macro", zero_division=0),
     }
     classes = list(model.classes_)
-    # ROC AUC is undefined unless every class occurs (small slices may lack some).
-    if set(classes) <= set(target):
+    # ROC AUC is defined when the data holds exactly the model's classes, two or more:
+    # small slices may lack some, a model trained on bad data may know too few.
+    if len(classes) > 1 and set(classes) == set(target):
         probabilities = model.predict_proba(features)
         if len(classes) == 2:
             scores["roc_auc"] = metrics.roc_auc_score(target, probabilities[:, 1])
