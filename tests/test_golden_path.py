@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_make
+from conftest import developer_environment, run_make, uv_executable
 
 pytestmark = pytest.mark.e2e
+
+PARAMS_AS_JSON = "import json, yaml; print(json.dumps(yaml.safe_load(open('params.yaml'))))"
 
 
 def in_project(project: Path, *command: str) -> subprocess.CompletedProcess:
@@ -127,3 +129,66 @@ def test_make_help_lists_the_golden_path_targets(trained_project) -> None:
     listing = run_make(project, "help").stdout
     for target in ("setup", "pipeline", "test", "lint", "help"):
         assert f"{target} " in listing
+
+
+CORRUPTIONS = [
+    "one_row",
+    "one_row_label_flipped",
+    "labels_shuffled",
+    "class_dropped",
+    "feature_constant",
+    "ten_times",
+]
+
+
+def bundle_files(project: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in (project / "models" / "champion").iterdir()}
+
+
+def champion_alias(project: Path) -> str:
+    """The version the registry's champion alias names, read with the project's MLflow."""
+    script = (
+        "import mlflow, yaml; m = yaml.safe_load(open('params.yaml'))['mlflow']; "
+        "c = mlflow.MlflowClient(m['tracking_uri']); "
+        "print(c.get_model_version_by_alias(m['registered_model_name'], m['champion_alias'])"
+        ".version)"
+    )
+    return in_project(project, "python", "-c", script).stdout.strip()
+
+
+def test_bad_batches_stop_the_pipeline_or_leave_the_champion_untouched(trained_project) -> None:
+    """Each corruption of the shipped table either stops `make pipeline` (a table check
+    names it) or trains a model the gate refuses; the champion alias and every byte of
+    models/champion/ stay as they were. Last in this module: it retrains the project."""
+    project, _ = trained_project
+    params = json.loads(in_project(project, "python", "-c", PARAMS_AS_JSON).stdout)
+    if params["data"]["task"] != "classification":
+        pytest.skip(
+            "the list's corruptions are of class labels; tests/test_reference.py in "
+            "each project covers a regression target's"
+        )
+    source = project / params["data"]["source"]
+    shipped = source.read_bytes()  # a new render has no commit to restore it from
+    alias, bundle = champion_alias(project), bundle_files(project)
+    outcomes = {}
+    for kind in CORRUPTIONS:
+        in_project(project, "python", str(Path(__file__).with_name("corrupt_table.py")), kind)
+        run = subprocess.run(
+            ["make", "--no-print-directory", "pipeline", f"UV={uv_executable()}"],
+            cwd=project, capture_output=True, text=True, check=False, env=developer_environment(),
+        )  # fmt: skip
+        source.write_bytes(shipped)
+        output = run.stdout + run.stderr
+        if run.returncode:
+            assert "table checks failed" in output, (kind, output[-3000:])
+            outcomes[kind] = "stopped"
+        else:
+            promotion = json.loads((project / "reports" / "promotion.json").read_text())
+            assert not promotion["promote"], (kind, promotion["reasons"])
+            outcomes[kind] = "refused"
+        assert champion_alias(project) == alias, kind
+        assert bundle_files(project) == bundle, kind
+    print(outcomes)
+    assert outcomes["labels_shuffled"] == "refused"  # nothing in its table statistics changed
+    run_make(project, "pipeline")  # back to the shipped data, for the tests that follow
+    assert bundle_files(project) == bundle

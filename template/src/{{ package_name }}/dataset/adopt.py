@@ -201,6 +201,17 @@ def report(profile: Profile) -> list[str]:
     ):
         lines.append(f"  {what}: {value!r} ({reason})")
     lines += [f"  quality bar: {reason}" for reason in profile.quality_reasons]
+    # Say up front what the ML Test Score cannot measure on this table: it scores 0.
+    if profile.time_column is None:
+        lines.append(
+            "  rubric: model-4 (staleness) measures time by the file's row order, and cannot "
+            "apply when the rows are sorted by the target: TIME=<column> if the table has one"
+        )
+    if profile.sensitive_column is None:
+        lines.append(
+            "  rubric: model-7 (inclusion) cannot apply without a sensitive column and scores "
+            "0 (the Model section's ceiling drops by 1): SENSITIVE=<column> if there is one"
+        )
     lines += [
         f"wrote conf/data/{profile.name}.yaml and conf/schema/{profile.name}.yaml; "
         f"conf/config.yaml now uses them. Correct any inference in those files, then "
