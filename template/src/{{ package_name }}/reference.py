@@ -28,12 +28,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from . import strict_json
 from .config import DataConfig, Params, TableChecksConfig, load_params
 from .drift import drift_table
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+LOCK_FILE = Path("dvc.lock")
+
+
+class ReferenceLost(Exception):
+    """dvc.lock records a reference profile that is not on disk."""
 
 
 @dataclass
@@ -251,13 +257,34 @@ def record(frame: pd.DataFrame, params: Params, reason: str, previous: dict | No
     return new
 
 
+def locked_md5(path: Path) -> str | None:
+    """The md5 that dvc.lock records for ``path`` as a stage output, or None."""
+    try:
+        lock = yaml.safe_load(LOCK_FILE.read_text()) or {}
+    except (FileNotFoundError, yaml.YAMLError):
+        return None
+    for stage in (lock.get("stages") or {}).values():
+        for output in stage.get("outs") or []:
+            if Path(str(output.get("path", ""))) == path:
+                return output.get("md5")
+    return None
+
+
 def compare(frame: pd.DataFrame, params: Params) -> tuple[list[Finding], str]:
     """Table checks of ``frame`` against the reference, and a line saying what was done.
 
     With no reference for this data's lineage yet, ``frame`` becomes the reference
-    (first run on a dataset) and nothing is checked.
+    (first run on a dataset) and nothing is checked. A reference that dvc.lock
+    records but the disk lacks (a clone that did not pull) is never replaced
+    silently: ``ReferenceLost`` says how to fetch it, or to accept this data.
     """
     path, reference = params.paths.reference, read(params.paths.reference)
+    if reference is None and (md5 := locked_md5(path)):
+        raise ReferenceLost(
+            f"dvc.lock records a reference profile at {path} (md5 {md5}) that is not here: "
+            "`make data-pull` fetches it from the DVC remote; to make this data the "
+            'reference instead, `make accept-data REASON="..."`'
+        )
     if reference is not None and reference.get("lineage") == lineage(params.data):
         findings = check(frame, reference, params.data, params.table_checks)
         when = f"recorded {reference['recorded_at']}: {reference['reason']}"

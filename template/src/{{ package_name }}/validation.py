@@ -226,7 +226,10 @@ def main() -> None:
     except ValidationFailed as failure:
         write_report(params.paths.validation_report, len(frame), failure.findings)
         raise SystemExit(f"{failure}\nreport: {params.paths.validation_report}") from None
-    table_findings, checked = reference.compare(validated, params)
+    try:
+        table_findings, checked = reference.compare(validated, params)
+    except reference.ReferenceLost as lost:
+        raise SystemExit(f"validate: {lost}") from None
     write_report(
         params.paths.validation_report, len(frame), [], reference.as_report(table_findings)
     )
