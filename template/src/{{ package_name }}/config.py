@@ -215,7 +215,7 @@ class MonitorConfig(Strict):
 class TableChecksConfig(Strict):
     """How far a new batch of data may stray from the reference profile (``reference``)."""
 
-    sample_rows: int = Field(ge=100)
+    quantiles: int = Field(ge=10)
     max_duplicate_increase: float = Field(ge=0.0, le=1.0)
     min_class_share_ratio: float = Field(ge=0.0, le=1.0)
     max_quantile_shift: float = Field(ge=0.0)

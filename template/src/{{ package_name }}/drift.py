@@ -9,6 +9,7 @@ PSI on category frequencies. A column drifted when the change is both large (PSI
 and significant (p-value).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,9 +132,16 @@ def categorical_drift(name: str, reference: pd.Series, serving: pd.Series, confi
 
 
 def drift_table(
-    reference: pd.DataFrame, serving: pd.DataFrame, data: DataConfig, config: DriftConfig
+    reference: pd.DataFrame | Mapping[str, pd.Series],
+    serving: pd.DataFrame,
+    data: DataConfig,
+    config: DriftConfig,
 ) -> pd.DataFrame:
-    """One row per input feature: test, statistic, p-value, PSI and whether it drifted."""
+    """One row per input feature: test, statistic, p-value, PSI and whether it drifted.
+
+    ``reference`` holds each feature's reference values: a table, or one series per
+    feature when their lengths differ (stand-ins rebuilt from a profile).
+    """
     rows = [
         numeric_drift(column, reference[column], serving[column], config)
         for column in data.numeric_features

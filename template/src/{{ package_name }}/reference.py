@@ -27,14 +27,17 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from . import strict_json
 from .config import DataConfig, Params, TableChecksConfig, load_params
-from .drift import drift_table
+from .drift import category_labels, drift_table
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+# Rows of the stand-in sample of a categorical feature (see ``reference_column``).
+CATEGORY_SAMPLE = 1000
 LOCK_FILE = Path("dvc.lock")
 
 
@@ -85,11 +88,31 @@ def label_profile(target: pd.Series, data: DataConfig) -> dict:
     return {"quantiles": {str(q): float(values.quantile(q)) for q in QUANTILES}}
 
 
+def numeric_distribution(values: pd.Series, points: int) -> dict:
+    """A numeric column as its quantile function at ``points`` even steps, and its missing share.
+
+    Evenly spaced quantiles keep the profile small (a wide table's stays well below a
+    megabyte in git) and stand in for a sample of that size in the KS test and PSI.
+    """
+    numbers = pd.to_numeric(values, errors="coerce")
+    present = numbers.dropna()
+    steps = np.linspace(0.0, 1.0, min(points, max(len(present), 1)))
+    quantiles = present.quantile(steps).tolist() if len(present) else []
+    return {"quantiles": quantiles, "missing": float(numbers.isna().mean())}
+
+
+def categorical_distribution(values: pd.Series) -> dict:
+    """A categorical column as the share of each category (missing is one, see ``drift``)."""
+    shares = category_labels(values).value_counts(normalize=True)
+    return {"shares": {str(label): float(share) for label, share in shares.items()}}
+
+
 def profile(frame: pd.DataFrame, data: DataConfig, config: TableChecksConfig, reason: str) -> dict:
-    """The reference profile of ``frame``: its statistics and a sample of its features."""
-    sample = frame[data.input_columns]
-    if len(sample) > config.sample_rows:
-        sample = sample.sample(n=config.sample_rows, random_state=0)
+    """The reference profile of ``frame``: its statistics and each feature's distribution."""
+    distributions = {
+        column: numeric_distribution(frame[column], config.quantiles)
+        for column in data.numeric_features
+    } | {column: categorical_distribution(frame[column]) for column in data.categorical_features}
     return {
         "lineage": lineage(data),
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -98,14 +121,33 @@ def profile(frame: pd.DataFrame, data: DataConfig, config: TableChecksConfig, re
         "duplicate_fraction": duplicate_fraction(frame, data),
         "top_value_shares": top_value_shares(frame, data),
         "label": label_profile(frame[data.target], data),
-        "sample": {column: sample[column].tolist() for column in sample.columns},
+        "distributions": distributions,
         "history": [],
     }
 
 
-def sample_frame(reference: dict, data: DataConfig) -> pd.DataFrame:
-    """The reference's sample of features as a table (missing values as NaN/None)."""
-    return pd.DataFrame({column: reference["sample"][column] for column in data.input_columns})
+def reference_column(distribution: dict) -> pd.Series:
+    """A stand-in sample of a feature, rebuilt from its recorded distribution.
+
+    Numeric: the recorded quantiles, plus as many missing values as the missing share
+    asks for. Categorical: each category repeated in proportion to its share.
+    """
+    if "quantiles" in distribution:
+        values, missing = distribution["quantiles"], distribution["missing"]
+        gaps = round(missing * len(values) / (1 - missing)) if missing < 1 else len(values) or 1
+        return pd.Series([*values, *[np.nan] * gaps], dtype=float)
+    counts = {
+        label: round(share * CATEGORY_SAMPLE) for label, share in distribution["shares"].items()
+    }
+    return pd.Series([label for label, count in counts.items() for _ in range(count)])
+
+
+def reference_columns(reference: dict, data: DataConfig) -> dict[str, pd.Series]:
+    """Each feature's stand-in sample (their lengths differ: no table, no padding)."""
+    return {
+        column: reference_column(reference["distributions"][column])
+        for column in data.input_columns
+    }
 
 
 def percent(share: float) -> str:
@@ -192,8 +234,8 @@ def constant_findings(frame, reference, data, config) -> list[Finding]:
 
 
 def drift_findings(frame, reference, data, config) -> list[Finding]:
-    """Features whose distribution shifted from the reference sample."""
-    table = drift_table(sample_frame(reference, data), frame, data, config.drift)
+    """Features whose distribution shifted from the reference."""
+    table = drift_table(reference_columns(reference, data), frame, data, config.drift)
     drifted = table[table["drifted"]]
     if len(drifted) <= config.drift.max_drifted_features:
         return []
