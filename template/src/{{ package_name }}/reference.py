@@ -357,15 +357,19 @@ def describe(reference: dict) -> str:
 
 def accept(params: Params, reason: str) -> str:
     """Record the prepared data as the new reference; return what changed, in words."""
-    from .validation import validate
+    from .validation import ValidationFailed, validate
 
     if not reason.strip():
         raise SystemExit(
             'accept: give the reason this data is accepted, e.g. REASON="new sensor firmware"'
         )
-    frame = validate(pd.read_parquet(params.paths.prepared), params.data_schema)
+    try:
+        frame = validate(pd.read_parquet(params.paths.prepared), params.data_schema)
+    except ValidationFailed as failure:
+        raise SystemExit(f"accept: refused, the data breaks the schema first: {failure}") from None
     previous = read(params.paths.reference)
-    findings = check(frame, previous, params.data, params.table_checks) if previous else []
+    same = previous is not None and previous.get("lineage") == lineage(params.data)
+    findings = check(frame, previous, params.data, params.table_checks) if same else []
     record(frame, params, reason.strip(), previous=previous)
     params.paths.holdout.unlink(missing_ok=True)
     accepted = "; ".join(finding.message for finding in findings) or "no table check failed"
@@ -376,6 +380,11 @@ def accept(params: Params, reason: str) -> str:
     )
 
 
+def as_report(findings: list[Finding]) -> list[dict]:
+    """Findings as the validation report lists them."""
+    return [asdict(finding) for finding in findings]
+
+
 def main() -> None:
     """``accept --reason "..."``: the prepared data becomes the reference."""
     parser = argparse.ArgumentParser(description=main.__doc__)
@@ -383,11 +392,6 @@ def main() -> None:
     parser.add_argument("--reason", required=True, help="why this data is accepted")
     args = parser.parse_args()
     print(accept(load_params(), args.reason))
-
-
-def as_report(findings: list[Finding]) -> list[dict]:
-    """Findings as the validation report lists them."""
-    return [asdict(finding) for finding in findings]
 
 
 if __name__ == "__main__":

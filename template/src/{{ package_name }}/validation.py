@@ -2,8 +2,10 @@
 
 ``python -m <package>.validation validate`` is the DVC stage: it writes a report
 (JSON for machines, the same findings printed for people) and fails, naming the
-column and rule, when the data breaks the schema. ``... infer`` derives a schema
-from the configured data's statistics, to review and commit.
+column and rule, when the data breaks the schema; then it checks the table as a
+whole against the reference profile (``reference``) and fails, naming the check,
+when the batch strays from it. ``... infer`` derives a schema from the configured
+data's statistics, to review and commit.
 """
 
 import argparse
