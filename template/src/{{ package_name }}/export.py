@@ -148,6 +148,15 @@ def bundled(bundle: Path) -> tuple[dict, dict] | None:
     return metadata, example
 
 
+def holds_version(metadata: dict, identity: tuple[str, str, str]) -> bool:
+    """Whether a bundle's metadata is of model ``identity`` (name, version, run).
+
+    A bundle an older template wrote (no reference record) never is: it is rewritten whole.
+    """
+    keys = ("model_name", "model_version", "run_id")
+    return "reference" in metadata and identity == tuple(str(metadata.get(key)) for key in keys)
+
+
 def data_lineage(params: Params) -> tuple[Lineage, list[str]]:
     """The lineage of the configured data, and the columns a bundle's model is given.
 
@@ -231,9 +240,7 @@ def export(params: Params, model, version: str, run_id: str, trained_at: str) ->
     columns = input_columns_of(model, params)
     on_disk = bundled(params.paths.bundle)
     identity = (params.mlflow.registered_model_name, str(version), run_id)
-    same = on_disk is not None and identity == tuple(
-        str(on_disk[0].get(key)) for key in ("model_name", "model_version", "run_id")
-    )
+    same = on_disk is not None and holds_version(on_disk[0], identity)
     if same:
         reference, example = on_disk[0]["reference"], on_disk[1]
     else:
