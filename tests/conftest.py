@@ -1,9 +1,13 @@
 """Fixtures that render the template with copier's Python API, as a user would."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,3 +141,31 @@ def trained_project(
     run_make(project, "setup")
     first_run = run_make(project, "pipeline")
     return project, first_run
+
+
+def post_json(url: str, body: bytes) -> tuple[int, dict]:
+    """POST a JSON body to a service the test started; the status and the decoded
+    answer, errors included."""
+    request = urllib.request.Request(url, body, {"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, {"error": error.read().decode(errors="replace")}
+
+
+def wait_until_ready(url: str, seconds: float, process: subprocess.Popen | None = None) -> None:
+    """Poll ``url``/readyz until it answers 200; fail after ``seconds``, or as soon as
+    ``process`` (the service, when the test started it) has exited."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            pytest.fail("the service exited during start-up")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{url} was not ready within {seconds} s")

@@ -4,52 +4,19 @@ Base images are made locally (container_images.py) under the exact names the
 Dockerfile's FROM lines use, once per machine: podman keeps them between runs.
 """
 
-import json
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from conftest import post_json, wait_until_ready
 from container_images import ensure_base_images, podman
+from team_stack import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.container]
 
 READY_SECONDS = 180
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def post_json(url: str, body: bytes) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(url, data=body, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, {"error": error.read().decode()}
-
-
-def wait_until_ready(url: str) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    pytest.fail(f"the container was not ready within {READY_SECONDS} s")
 
 
 @pytest.mark.parametrize("trained_project", ["classification"], indirect=True)
@@ -65,7 +32,7 @@ def test_the_image_builds_runs_as_non_root_and_serves_the_champion(
     try:
         podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:3000", tag)
         url = f"http://127.0.0.1:{port}"
-        wait_until_ready(url)
+        wait_until_ready(url, READY_SECONDS)
         example = (project / "models" / "champion" / "example_request.json").read_bytes()
         status, answer = post_json(f"{url}/predict", example)
         assert status == 200, answer

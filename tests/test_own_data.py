@@ -16,9 +16,6 @@ import json
 import math
 import os
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,9 +25,11 @@ import yaml
 from conftest import (
     available_python_version,
     developer_environment,
+    post_json,
     render,
     run_make,
     uv_executable,
+    wait_until_ready,
 )
 from team_stack import free_port
 
@@ -113,16 +112,6 @@ def pytest_in_project(project: Path, *arguments: str) -> None:
     assert result.returncode == 0, f"{result.stdout[-8000:]}\n{result.stderr[-2000:]}"
 
 
-def post(url: str, body: bytes) -> tuple[int, dict]:
-    """POST a JSON body; the status and the decoded answer, errors included."""
-    request = urllib.request.Request(url, body, {"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, {"error": error.read().decode(errors="replace")}
-
-
 def served_answers(project: Path, bodies: list[bytes]) -> list[tuple[int, dict]]:
     """Start the project's service (`make serve`) on a loopback port, post each body, stop it."""
     port = free_port()
@@ -141,18 +130,8 @@ def served_answers(project: Path, bodies: list[bytes]) -> list[tuple[int, dict]]
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, "the service exited during start-up"
-            assert time.monotonic() < deadline, f"not ready within {STARTUP_SECONDS} s"
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            time.sleep(0.5)
-        return [post(f"{url}/predict", body) for body in bodies]
+        wait_until_ready(url, STARTUP_SECONDS, process)
+        return [post_json(f"{url}/predict", body) for body in bodies]
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=60)
