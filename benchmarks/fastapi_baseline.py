@@ -1,23 +1,24 @@
-"""The baseline a team would otherwise write: FastAPI + uvicorn around the same model.
+"""The baseline a team would otherwise write: FastAPI + uvicorn around the same compiled model.
 
-Same bundle, same request body, same answer fields; no batching, no schema-derived
-validation beyond a dict. Started by serving.py with the generated project's
-Python: ``python fastapi_baseline.py <bundle> <port>``.
+Same bundle, same compiled model (``<package>.compiled``, what the generated service
+runs), same request body, same answer fields; no batching and no validation beyond
+a dict. So the comparison measures the serving layer, not the model. Started by
+serving.py with the generated project's Python:
+``python fastapi_baseline.py <bundle> <port>``.
 """
 
+import importlib
 import json
 import sys
 from pathlib import Path
 
-import joblib
-import pandas as pd
 import uvicorn
 from fastapi import FastAPI
 
 bundle = Path(sys.argv[1])
 metadata = json.loads((bundle / "metadata.json").read_text())
-model = joblib.load(bundle / "model.joblib")
-columns = list(metadata["input_schema"])
+compiled = importlib.import_module(f"{metadata['model_name']}.compiled")
+model = compiled.load_predictor(bundle, metadata["runtime"])
 classification = metadata["task"] == "classification"
 app = FastAPI()
 
@@ -31,15 +32,14 @@ def ready() -> dict:
 @app.post("/predict")
 def predict(record: dict) -> dict:
     """Predict one record."""
-    table = pd.DataFrame([record], columns=columns)
+    values, probabilities = model.predict([record])
     identity = {"model_version": metadata["model_version"], "model_alias": metadata["model_alias"]}
     if not classification:
-        return {"prediction": float(model.predict(table)[0]), **identity}
-    probabilities = model.predict_proba(table)[0]
-    classes = [str(label) for label in model.classes_]
+        return {"prediction": float(values[0]), **identity}
+    classes = [str(label) for label in model.classes]
     return {
-        "prediction": classes[probabilities.argmax()],
-        "probabilities": dict(zip(classes, map(float, probabilities), strict=True)),
+        "prediction": values[0],
+        "probabilities": dict(zip(classes, map(float, probabilities[0]), strict=True)),
         **identity,
     }
 

@@ -114,7 +114,11 @@ def serving_table(report: dict) -> str:
         low, high = f"{values['min']:.{digits}f}", f"{values['max']:.{digits}f}"
         return f"{values['median']:.{digits}f} ({low}-{high})"
 
-    names = {"bentoml": "BentoML (generated)", "fastapi": "FastAPI baseline"}
+    names = {
+        "bentoml": "BentoML (generated)",
+        "mlflow": "`mlflow models serve` (2 workers)",
+        "fastapi": "FastAPI baseline (same compiled model)",
+    }
     for name, by_level in report["results"].items():
         for connections, figures in by_level.items():
             lines.append(
@@ -131,13 +135,27 @@ def serving_table(report: dict) -> str:
                 )
             )
     ratio = report["throughput_ratio_c16"]
-    return "\n".join(lines) + (
+    calls = report["model_call_ms"]
+    text = "\n".join(lines) + (
         f"\n\nMedian (min-max) of {report['runs']} loads of {report['duration_seconds']} s per "
         f"level. Throughput at 16 connections, BentoML over FastAPI: {ratio['median']:.2f} "
-        f"(min {ratio['min']:.2f}). One call of the model, in-process: "
-        f"{report['model_call_ms']['1']:.1f} ms for 1 row, {report['model_call_ms']['64']:.1f} ms "
-        f"for 64. Machine: {report['machine']['cpus']} CPUs, {report['machine']['cpu']}."
+        f"(min {ratio['min']:.2f}). One call of the model, in-process, scikit-learn pipeline "
+        f"against the compiled model ({calls.get('runtime', 'n/a')}): "
+        f"{calls['scikit-learn']['1']:.2f} ms against {calls['compiled']['1']:.3f} ms for 1 row, "
+        f"{calls['scikit-learn']['64']:.2f} ms against {calls['compiled']['64']:.3f} ms for 64. "
+        f"Machine: {report['machine']['cpus']} CPUs, {report['machine']['cpu']}."
     )
+    targets = report.get("targets", {})
+    if targets:
+        text += "\n\n" + row(["Target", "Wanted", "Measured (median)", "Met"]) + "\n"
+        text += row(["---", "---:", "---:", "---"]) + "\n"
+        text += "\n".join(
+            row(
+                [name, entry["target"], f"{entry['measured']:.3g}", "yes" if entry["met"] else "no"]
+            )
+            for name, entry in targets.items()
+        )
+    return text
 
 
 FLOOR_LABELS = {

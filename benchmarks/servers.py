@@ -19,12 +19,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_ready(url: str, poll_seconds: float = 0.5) -> None:
-    """Poll ``url``/readyz until it answers 200, for at most READY_SECONDS."""
+def wait_ready(url: str, poll_seconds: float = 0.5, path: str = "/readyz") -> None:
+    """Poll ``url``+``path`` until it answers 200, for at most READY_SECONDS."""
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as answer:
+            with urllib.request.urlopen(f"{url}{path}", timeout=2) as answer:
                 if answer.status == 200:
                     return
         except OSError:

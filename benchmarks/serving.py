@@ -1,12 +1,21 @@
-"""Serving benchmark: the generated BentoML service against a FastAPI baseline.
+"""Serving benchmark: the generated service, MLflow's own scoring server and a FastAPI baseline.
 
 Renders a project with the defaults, trains it, then serves the same exported
-champion both ways, one after the other, on loopback, and loads each with wrk
-(same tool, same body, same connections and duration), RUNS times per level after
-a discarded warm-up. Writes benchmarks/results/serving.json (median, min and max of
-each figure) and prints the table report.py publishes.
+champion three ways, one after the other, on loopback, and loads each with wrk
+(same tool, same record, same connections and duration), RUNS times per level after
+a discarded warm-up:
 
-Run with `make bench` (needs wrk: `apt-get install wrk`).
+- the generated BentoML service (compiled model, batching, validation, logging);
+- ``mlflow models serve`` on the registry's champion: what an MLflow user tries first;
+- FastAPI + uvicorn calling the same compiled model the service runs (a fair baseline
+  of the serving layer alone).
+
+It also times one model call in-process, the scikit-learn pipeline against the
+compiled model, on 1 and 64 rows. Writes benchmarks/results/serving.json (median,
+min and max of each figure, and the targets with what was measured) and prints the
+table report.py publishes.
+
+Run with `make bench-serving` (needs wrk: `apt-get install wrk`).
 """
 
 import json
@@ -34,6 +43,10 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = io.open("{body}"):read("*a")
 """
+# The targets of issue 14, checked against the medians of this run.
+TARGET_RATIO_OVER_MLFLOW = 10.0
+TARGET_P99_MS = 50.0
+TARGET_CALL_MS = 1.0
 
 
 def run(command: list[str], cwd: Path, **options) -> subprocess.CompletedProcess:
@@ -65,23 +78,26 @@ def parse_wrk(output: str) -> dict:
 
 
 def load(url: str, body: Path, connections: int, workdir: Path) -> dict:
-    script = workdir / "post.lua"
+    script = workdir / f"{body.stem}.lua"
     script.write_text(WRK_SCRIPT.format(body=body))
     command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{DURATION_SECONDS}s"]
-    command += ["--latency", "-s", str(script), f"{url}/predict"]
+    command += ["--latency", "-s", str(script), url]
     output = run(command, workdir, capture_output=True, text=True).stdout
     return parse_wrk(output)
 
 
-def measure(server: list[str], project: Path, body: Path, env: dict) -> dict:
+def measure(server: dict, project: Path, env: dict) -> dict:
     """Start one server, load it at each concurrency, stop it."""
     port = free_port()
-    command = [part.replace("{port}", str(port)) for part in server]
-    with served(command, project, env):
+    command = [part.replace("{port}", str(port)) for part in server["command"]]
+    with served(command, project, {**env, **server.get("env", {})}):
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url)
-        load(url, body, CONCURRENCIES[0], project)  # warm-up, discarded
-        return {str(c): [load(url, body, c, project) for _ in range(RUNS)] for c in CONCURRENCIES}
+        wait_ready(url, path=server["ready"])
+        target, body = f"{url}{server['route']}", server["body"]
+        load(target, body, CONCURRENCIES[0], project)  # warm-up, discarded
+        return {
+            str(c): [load(target, body, c, project) for _ in range(RUNS)] for c in CONCURRENCIES
+        }
 
 
 def summarized(runs: list[dict]) -> dict:
@@ -98,27 +114,40 @@ def summarized(runs: list[dict]) -> dict:
 
 
 PREDICT_TIMING = """
-import json, statistics, sys, time
+import importlib, json, statistics, sys, time
 import joblib, pandas as pd
 bundle = sys.argv[1]
-model = joblib.load(f"{bundle}/model.joblib")
-row = pd.DataFrame([json.load(open(f"{bundle}/example_request.json"))])
-call = model.predict_proba if hasattr(model, "predict_proba") else model.predict
-def median_ms(frame, repeats=30):
-    call(frame)  # warm-up
+metadata = json.load(open(f"{bundle}/metadata.json"))
+record = json.load(open(f"{bundle}/example_request.json"))
+pipeline = joblib.load(f"{bundle}/model.joblib")
+compiled = importlib.import_module(metadata["model_name"] + ".compiled")
+predictor = compiled.load_predictor(__import__("pathlib").Path(bundle), metadata["runtime"])
+call = pipeline.predict_proba if hasattr(pipeline, "predict_proba") else pipeline.predict
+def median_ms(function, argument, repeats):
+    function(argument)  # warm-up
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        call(frame)
+        function(argument)
         times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
-print(json.dumps({"1": median_ms(row), "64": median_ms(pd.concat([row] * 64))}))
+print(json.dumps({
+    "runtime": metadata["runtime"]["name"],
+    "scikit-learn": {
+        "1": median_ms(call, pd.DataFrame([record]), 30),
+        "64": median_ms(call, pd.DataFrame([record] * 64), 30),
+    },
+    "compiled": {
+        "1": median_ms(predictor.predict, [record], 300),
+        "64": median_ms(predictor.predict, [record] * 64, 300),
+    },
+}))
 """
 
 
 def model_call_ms(python: str, bundle: Path, env: dict) -> dict:
-    """Median milliseconds of one model call on 1 and on 64 rows, in-process: the floor
-    under any server's latency."""
+    """Median milliseconds of one model call on 1 and on 64 rows, in-process, of the
+    scikit-learn pipeline and of the compiled model: the floor under any server's latency."""
     output = subprocess.run(
         [python, "-c", PREDICT_TIMING, str(bundle)],
         env=env,
@@ -164,45 +193,104 @@ def main() -> None:
         )
         python = str(project / ".venv" / "bin" / "python")
         bundle = project / "models" / "champion"
-        body = bundle / "example_request.json"
+        record = json.loads((bundle / "example_request.json").read_text())
+        mlflow_body = project / "mlflow_request.json"
+        mlflow_body.write_text(json.dumps({"dataframe_records": [record]}))
         env = {**user_env(), "BENTOML_DO_NOT_TRACK": "true", "MODEL_BUNDLE": str(bundle)}
         package = json.loads((bundle / "metadata.json").read_text())["model_name"]
+        local = {"route": "/predict", "ready": "/readyz", "body": bundle / "example_request.json"}
         servers = {
-            "bentoml": [
-                python,
-                "-m",
-                "bentoml",
-                "serve",
-                f"{package}.serve:ModelService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "{port}",
-            ],
-            "fastapi": [
-                python,
-                str(ROOT / "benchmarks" / "fastapi_baseline.py"),
-                str(bundle),
-                "{port}",
-            ],
+            "bentoml": {
+                **local,
+                "command": [
+                    python,
+                    "-m",
+                    "bentoml",
+                    "serve",
+                    f"{package}.serving.service:ModelService",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "{port}",
+                ],
+            },
+            "mlflow": {
+                "command": [
+                    python,
+                    "-m",
+                    "mlflow",
+                    "models",
+                    "serve",
+                    "-m",
+                    f"models:/{package}@champion",
+                    "--env-manager",
+                    "local",
+                    "-w",
+                    "2",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    "{port}",
+                ],
+                "env": {"MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"},
+                "route": "/invocations",
+                "ready": "/ping",
+                "body": mlflow_body,
+            },
+            "fastapi": {
+                **local,
+                "command": [
+                    python,
+                    str(ROOT / "benchmarks" / "fastapi_baseline.py"),
+                    str(bundle),
+                    "{port}",
+                ],
+            },
         }
         model_call = model_call_ms(python, bundle, env)
-        raw = {name: measure(command, project, body, env) for name, command in servers.items()}
+        raw = {name: measure(server, project, env) for name, server in servers.items()}
     low = str(CONCURRENCIES[0])
-    ratios = [
-        bento["requests_per_second"] / fast["requests_per_second"]
-        for bento, fast in zip(raw["bentoml"][low], raw["fastapi"][low], strict=True)
-    ]
+
+    def ratios(other: str) -> dict:
+        return summary(
+            [
+                bento["requests_per_second"] / peer["requests_per_second"]
+                for bento, peer in zip(raw["bentoml"][low], raw[other][low], strict=True)
+            ]
+        )
+
+    results = {
+        name: {c: summarized(runs) for c, runs in by_level.items()}
+        for name, by_level in raw.items()
+    }
+    over_mlflow = ratios("mlflow")
+    p99 = results["bentoml"][low]["p99_ms"]["median"]
+    call = model_call["compiled"]["1"]
     report = {
         "machine": machine(),
         "runs": RUNS,
         "duration_seconds": DURATION_SECONDS,
-        "results": {
-            name: {c: summarized(runs) for c, runs in by_level.items()}
-            for name, by_level in raw.items()
-        },
-        "throughput_ratio_c16": summary(ratios),
+        "results": results,
+        "throughput_ratio_c16": ratios("fastapi"),
+        "throughput_ratio_over_mlflow_c16": over_mlflow,
         "model_call_ms": model_call,
+        "targets": {
+            "throughput over mlflow models serve at 16 connections": {
+                "target": f">= {TARGET_RATIO_OVER_MLFLOW:g}x",
+                "measured": over_mlflow["median"],
+                "met": over_mlflow["median"] >= TARGET_RATIO_OVER_MLFLOW,
+            },
+            "p99 at 16 connections (ms)": {
+                "target": f"<= {TARGET_P99_MS:g}",
+                "measured": p99,
+                "met": p99 <= TARGET_P99_MS,
+            },
+            "one 1-row call in-process (ms)": {
+                "target": f"<= {TARGET_CALL_MS:g}",
+                "measured": call,
+                "met": call <= TARGET_CALL_MS,
+            },
+        },
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")

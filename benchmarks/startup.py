@@ -79,7 +79,7 @@ def first_prediction(scratch: Path, uv: str) -> dict:
     url = f"http://127.0.0.1:{port}"
     env = {**user_env(), "BENTOML_DO_NOT_TRACK": "true"}  # as `make serve` starts it
     bentoml = str(project / ".venv" / "bin" / "bentoml")
-    command = [bentoml, "serve", f"{package}.serve:ModelService", "--port", str(port)]
+    command = [bentoml, "serve", f"{package}.serving.service:ModelService", "--port", str(port)]
     started = time.perf_counter()
     with served([*command, "--host", "127.0.0.1"], project, env):
         wait_ready(url, poll_seconds=0.1)

@@ -219,7 +219,7 @@ def test_a_machine_that_did_not_train_serves_the_champion_from_the_server(
         [
             "bentoml",
             "serve",
-            f"{package}.serve:ModelService",
+            f"{package}.serving.service:ModelService",
             "--host",
             "127.0.0.1",
             "--port",

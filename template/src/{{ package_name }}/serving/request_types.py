@@ -1,0 +1,136 @@
+"""Request and answer types, built from the bundle's input schema.
+
+A request the model could not have been trained on is refused with a 4xx that
+names the field and the problem: the rules are those ``conf/schema/`` gives the
+validation stage, carried in the bundle's metadata.
+"""
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
+
+from ..config import ColumnSchema
+
+# Extra fields are refused everywhere, and nothing is coerced that the schema did not say.
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def whole_number(value: Any) -> Any:
+    """An integral float as an int; a fractional one refused.
+
+    A row of an all-numeric table (``DataFrame.iloc[i]``, a CSV read by pandas)
+    comes as floats, so a count like 97 arrives as 97.0: the same number.
+    """
+    if isinstance(value, float) and math.isfinite(value):
+        if not value.is_integer():
+            raise ValueError(f"a whole number is expected, got {value}")
+        return int(value)
+    return value
+
+
+def flag_as_number(value: Any) -> Any:
+    """JSON true/false as 1/0: a 0..1 column is how the schema stores a boolean."""
+    return int(value) if isinstance(value, bool) else value
+
+
+def scalar_as_text(value: Any) -> Any:
+    """A number or boolean as pandas writes it as text (``str``), for text columns."""
+    return str(value) if isinstance(value, bool | int | float) else value
+
+
+def field_type(rules: ColumnSchema) -> Any:
+    """The pydantic type of one input column: categories, bounded numbers, nullability."""
+    if rules.categories is not None:
+        categories = Literal[tuple(rules.categories)]
+        annotation: Any = Annotated[categories, BeforeValidator(scalar_as_text)]
+    elif rules.dtype == "str":
+        annotation = Annotated[str, BeforeValidator(scalar_as_text)]
+    else:
+        number = int if rules.dtype == "int" else float
+        annotation = Annotated[number, Field(ge=rules.min, le=rules.max, allow_inf_nan=False)]
+        if rules.dtype == "int":
+            annotation = Annotated[annotation, BeforeValidator(whole_number)]
+        if (rules.min, rules.max) == (0, 1):
+            annotation = Annotated[annotation, BeforeValidator(flag_as_number)]
+    # Nullable columns accept an explicit null, but the field is still required.
+    return annotation | None if rules.nullable else annotation
+
+
+def record_type(input_schema: dict[str, dict]) -> type[BaseModel]:
+    """A strict request model with one required field per input column, extras refused.
+
+    Fields are named ``column_0``, ``column_1``...: a column's own name (``Color
+    Intensity``, ``_id``, ``model_config``, ``copy``) need not be a Python identifier
+    and may clash with pydantic's attributes. Each field's alias is the column's
+    name, so requests, error locations and dumps use the names the user knows.
+    """
+    fields = {
+        f"column_{index}": (
+            field_type(ColumnSchema.model_validate(rules)),
+            Field(alias=column, title=column),
+        )
+        for index, (column, rules) in enumerate(input_schema.items())
+    }
+    config = ConfigDict(
+        **STRICT,
+        validate_by_alias=True,
+        validate_by_name=False,
+        serialize_by_alias=True,
+    )
+    return create_model("Record", __config__=config, **fields)
+
+
+def batch_type(record: type[BaseModel], max_batch_size: int) -> tuple[Any, type[BaseModel]]:
+    """The list-of-records annotation and the ``{"records": [...]}`` request model."""
+    records = Annotated[list[record], Field(min_length=1, max_length=max_batch_size)]
+    return records, create_model("BatchRequest", __config__=STRICT, records=(records, ...))
+
+
+# A label is sent back with its own type: 1 stays 1, "Adelie" stays "Adelie".
+Label = StrictBool | StrictInt | StrictFloat | StrictStr
+
+
+class Prediction(BaseModel):
+    """One prediction, its id in the prediction log and the model that made it."""
+
+    request_id: str
+    prediction: Label
+    probabilities: dict[str, float] | None = None
+    model_name: str
+    model_version: str
+    model_alias: str
+
+
+class BatchPredictions(BaseModel):
+    """Predictions in request order, their ids in the prediction log and the model."""
+
+    request_ids: list[str]
+    predictions: list[Label]
+    probabilities: list[dict[str, float]] | None = None
+    model_name: str
+    model_version: str
+    model_alias: str
+
+
+class Explanation(BaseModel):
+    """How much each input column moved one prediction, measured by occlusion."""
+
+    prediction: Label
+    explained_output: str
+    output: float
+    reference_output: float
+    contributions: dict[str, float]
+    model_name: str
+    model_version: str
+    model_alias: str
