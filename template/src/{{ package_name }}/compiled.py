@@ -259,12 +259,23 @@ class Trees:
         self.features: list[int] = []
         self.splits: list[float] = []
         self.nan_left: list[int] = []
-        self.branches: dict[str, list[int]] = {key: [] for key in ("true", "true_leaf", "false", "false_leaf")}
+        self.branches: dict[str, list[int]] = {
+            key: [] for key in ("true", "true_leaf", "false", "false_leaf")
+        }
         self.targets: list[int] = []
         self.weights: list[float] = []
 
-    def add(self, left: np.ndarray, right: np.ndarray, feature: np.ndarray, threshold: np.ndarray,
-            nan_left: np.ndarray, is_leaf: np.ndarray, value: np.ndarray, target: int) -> None:  # fmt: skip
+    def add(
+        self,
+        left: np.ndarray,
+        right: np.ndarray,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        nan_left: np.ndarray,
+        is_leaf: np.ndarray,
+        value: np.ndarray,
+        target: int,
+    ) -> None:
         """One tree (x <= threshold goes left) whose leaf ``i`` adds ``value[i]`` to ``target``."""
         splits = [int(i) for i in np.flatnonzero(~is_leaf)]
         leaves = [int(i) for i in np.flatnonzero(is_leaf)]
@@ -276,7 +287,12 @@ class Trees:
             self.features.append(0)
             self.splits.append(0.0)
             self.nan_left.append(0)
-            for key, index in (("true", leaf_index[0]), ("true_leaf", 1), ("false", leaf_index[0]), ("false_leaf", 1)):
+            for key, index in (
+                ("true", leaf_index[0]),
+                ("true_leaf", 1),
+                ("false", leaf_index[0]),
+                ("false_leaf", 1),
+            ):
                 self.branches[key].append(index)
         else:
             self.roots.append(split_index[0])
@@ -311,8 +327,16 @@ def forest_trees(estimator: Any, classification: bool) -> Trees:
             value = value / value.sum(axis=1, keepdims=True)
         nan_left = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, dtype=bool))
         for target in range(n_targets):
-            trees.add(tree.children_left, tree.children_right, tree.feature, tree.threshold,
-                      nan_left, tree.children_left == -1, value[:, target] / len(members), target)  # fmt: skip
+            trees.add(
+                tree.children_left,
+                tree.children_right,
+                tree.feature,
+                tree.threshold,
+                nan_left,
+                tree.children_left == -1,
+                value[:, target] / len(members),
+                target,
+            )
     return trees
 
 
@@ -335,8 +359,16 @@ def boosting_trees(estimator: Any, classification: bool) -> Trees:
     for iteration in estimator._predictors:
         for target, predictor in enumerate(iteration):
             nodes = predictor.nodes
-            trees.add(nodes["left"], nodes["right"], nodes["feature_idx"], nodes["num_threshold"],
-                      nodes["missing_go_to_left"], nodes["is_leaf"].astype(bool), nodes["value"], target)  # fmt: skip
+            trees.add(
+                nodes["left"],
+                nodes["right"],
+                nodes["feature_idx"],
+                nodes["num_threshold"],
+                nodes["missing_go_to_left"],
+                nodes["is_leaf"].astype(bool),
+                nodes["value"],
+                target,
+            )
     return trees
 
 
@@ -410,8 +442,13 @@ def estimator_graph(estimator: Any, n_features: int, task: str) -> tuple[bytes, 
     from sklearn.tree import BaseDecisionTree
 
     classification = task == "classification"
-    forests = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier,
-               ExtraTreesRegressor, BaseDecisionTree)  # fmt: skip
+    forests = (
+        RandomForestClassifier,
+        RandomForestRegressor,
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        BaseDecisionTree,
+    )
     if isinstance(estimator, forests):
         return trees_graph(forest_trees(estimator, classification), n_features), "forest"
     if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
@@ -439,18 +476,26 @@ def inverse_link(raw: np.ndarray, classification: bool) -> np.ndarray:
 class Predictor:
     """Predicts micro-batches of request rows with the compiled (or fallback) model."""
 
-    def __init__(self, preprocessor: Preprocessor | None, estimator: Any, kind: str,
-                 classes: list | None, pipeline: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        preprocessor: Preprocessor | None,
+        estimator: Any,
+        kind: str,
+        classes: list | None,
+        pipeline: Any = None,
+    ) -> None:
         """``estimator`` is an onnxruntime session or a scikit-learn estimator (``kind``)."""
         self.preprocessor = preprocessor
         self.estimator = estimator
         self.kind = kind
         self.classes = classes
         self.pipeline = pipeline
-        self.input_name = estimator.get_inputs()[0].name if hasattr(estimator, "get_inputs") else None
+        self.input_name = (
+            estimator.get_inputs()[0].name if hasattr(estimator, "get_inputs") else None
+        )
 
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list, list[list[float]] | None]:
-        """Labels (or values) of ``rows`` and, for a classifier, probabilities in ``classes`` order."""
+        """Labels (or values) of ``rows``; a classifier's probabilities in ``classes`` order."""
         if self.kind == "pipeline":
             return self.predict_pipeline(rows)
         matrix = self.preprocessor.transform(rows)
@@ -480,7 +525,9 @@ class Predictor:
             return labels, None
         return labels, self.estimator.predict_proba(matrix).tolist()
 
-    def predict_pipeline(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list, list[list[float]] | None]:
+    def predict_pipeline(
+        self, rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[list, list[list[float]] | None]:
         """The last resort: the whole scikit-learn pipeline on a frame of the rows."""
         import pandas as pd
 
@@ -520,7 +567,11 @@ def load_predictor(bundle: Path, runtime: dict) -> Predictor:
     The ONNX path reads JSON and ONNX bytes only: it unpickles nothing. The fallback
     loads the bundle's joblib pipeline, the file the record names.
     """
-    files = {name: (bundle / name).read_bytes() for name in runtime["files"] if not name.endswith(".joblib")}
+    files = {
+        name: (bundle / name).read_bytes()
+        for name in runtime["files"]
+        if not name.endswith(".joblib")
+    }
     pickled = None
     if runtime["name"] == SKLEARN_RUNTIME:
         import joblib
@@ -533,7 +584,7 @@ def load_predictor(bundle: Path, runtime: dict) -> Predictor:
 
 
 def schema_edge_rows(input_schema: dict[str, dict]) -> list[dict]:
-    """Rows at the schema's edges: every numeric column at its min and max, every null, every category.
+    """Rows at the schema's edges: numbers at their min and max, every null, every category.
 
     Each row changes one column of a base row (mid-range numbers, first categories).
     """
@@ -556,7 +607,9 @@ def schema_edge_rows(input_schema: dict[str, dict]) -> list[dict]:
     for column, rules in input_schema.items():
         values = list(rules.get("categories") or [])
         if not values and rules["dtype"] != "str":
-            values = [number(rules, rules[key]) for key in ("min", "max") if rules.get(key) is not None]
+            values = [
+                number(rules, rules[key]) for key in ("min", "max") if rules.get(key) is not None
+            ]
         if rules.get("nullable", True):
             values.append(None)
         rows.extend({**base, column: value} for value in values)
@@ -602,9 +655,15 @@ def compile_model(
     try:
         spec = preprocess_spec(model, input_schema)
     except Unsupported as error:
-        runtime = {"name": SKLEARN_RUNTIME, "version": installed_version("scikit-learn"),
-                   "kind": "pipeline", "files": [pickle], "pickle": pickle,
-                   **record, "reason": f"the preprocessing cannot be compiled: {error}"}  # fmt: skip
+        runtime = {
+            "name": SKLEARN_RUNTIME,
+            "version": installed_version("scikit-learn"),
+            "kind": "pipeline",
+            "files": [pickle],
+            "pickle": pickle,
+            **record,
+            "reason": f"the preprocessing cannot be compiled: {error}",
+        }
         return Compiled({}, runtime)
     preprocess_name = f"{stem}.preprocess.json"
     spec_bytes = (json.dumps(spec, indent=1, sort_keys=True) + "\n").encode()
@@ -615,9 +674,15 @@ def compile_model(
     try:
         graph, kind = estimator_graph(estimator, n_features, task)
         onnx_name = f"{stem}.onnx"
-        runtime = {"name": ONNX_RUNTIME, "version": installed_version("onnxruntime"),
-                   "kind": kind, "files": [preprocess_name, onnx_name],
-                   "preprocess": preprocess_name, "model": onnx_name, **record}  # fmt: skip
+        runtime = {
+            "name": ONNX_RUNTIME,
+            "version": installed_version("onnxruntime"),
+            "kind": kind,
+            "files": [preprocess_name, onnx_name],
+            "preprocess": preprocess_name,
+            "model": onnx_name,
+            **record,
+        }
         predictor = predictor_of({**files, onnx_name: graph}, runtime)
         gap = difference(predictor.predict(rows), reference_prediction(model, rows, task))
         if gap > TOLERANCE:
@@ -625,8 +690,14 @@ def compile_model(
         return Compiled({**files, onnx_name: graph}, runtime)
     except Unsupported as error:
         reason = str(error)
-    runtime = {"name": SKLEARN_RUNTIME, "version": installed_version("scikit-learn"),
-               "kind": "sklearn", "files": [preprocess_name, pickle],
-               "preprocess": preprocess_name, "pickle": pickle, **record,
-               "reason": f"{reason}; scikit-learn predicts behind the compiled preprocessing"}  # fmt: skip
+    runtime = {
+        "name": SKLEARN_RUNTIME,
+        "version": installed_version("scikit-learn"),
+        "kind": "sklearn",
+        "files": [preprocess_name, pickle],
+        "preprocess": preprocess_name,
+        "pickle": pickle,
+        **record,
+        "reason": f"{reason}; scikit-learn predicts behind the compiled preprocessing",
+    }
     return Compiled(files, runtime)
