@@ -6,10 +6,13 @@ to ``paths.bundle``: the fitted pipeline, its identity (name, version, alias,
 run, training time), the input schema the service validates requests against,
 a reference record from the training data (what explanations compare against),
 the serving settings and an example request. The service and its image need only this
-folder: no MLflow, no tracking server.
+folder: no MLflow, no tracking server. The champion (and a canary challenger) is also
+compiled (``compiled.py``): the service loads that, ``metadata['runtime']`` says
+how, and ``metadata['files']`` holds the SHA-256 of every other file of the bundle.
 """
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import joblib
 import pandas as pd
 
 from . import strict_json
+from .compiled import compile_model
 from .config import Params, load_params
 from .train import Lineage, input_columns_of, lineage_change
 
@@ -74,11 +78,13 @@ def bundle_metadata(
     trained_at: str,
     reference: dict,
     challenger: dict | None = None,
+    runtime: dict | None = None,
 ) -> dict:
     """What the service needs besides the model: identity, task, schema, reference, settings.
 
     ``challenger`` is the identity (version, run, training time) of a challenger
-    shipped in the bundle for the canary, or None.
+    shipped in the bundle for the canary, or None; ``runtime`` is how the compiled
+    champion runs (``compiled.compile_model``), its challenger's is in ``challenger``.
     """
     return {
         "model_name": params.mlflow.registered_model_name,
@@ -95,6 +101,7 @@ def bundle_metadata(
         if challenger is None
         else {**challenger, "model_alias": params.mlflow.challenger_alias},
         "serve": params.serve.model_dump(),
+        "runtime": runtime,
     }
 
 
@@ -111,18 +118,38 @@ def json_bytes(content: dict) -> bytes:
     return (strict_json.dumps(content, indent=2, default=str) + "\n").encode()
 
 
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def write_bundle(
-    model, metadata: dict, example: dict, bundle: Path, challenger=None, keep: tuple = ()
+    model,
+    metadata: dict,
+    example: dict,
+    bundle: Path,
+    challenger=None,
+    keep: tuple = (),
+    compiled: dict[str, bytes] | None = None,
 ) -> list[str]:
-    """Write the model (and challenger), metadata and an example request into ``bundle``.
+    """Write the model (and challenger), compiled files, metadata and example into ``bundle``.
 
     Files whose content is unchanged are left alone, and the model files named in
     ``keep`` (the same model version as the bundle's) are not dumped again: pickling
     a model loaded back from the registry gives other bytes for the same model.
+    Compiled files the bundle's previous metadata listed and this one lacks are
+    removed. The metadata written gains ``files``: each other file's SHA-256.
     Returns the names of the files written or removed.
     """
     bundle.mkdir(parents=True, exist_ok=True)
+    compiled = compiled or {}
+    previous = bundled(bundle)
     written = []
+    for name in sorted((previous[0].get("files") or {}) if previous else {}):
+        stale = name not in compiled and name not in (MODEL_FILE, CHALLENGER_FILE, EXAMPLE_FILE)
+        if stale and (bundle / name).exists():
+            (bundle / name).unlink()
+            written.append(name)
     for name, fitted in ((MODEL_FILE, model), (CHALLENGER_FILE, challenger)):
         path = bundle / name
         if fitted is None:
@@ -132,9 +159,13 @@ def write_bundle(
         elif name not in keep or not path.exists():
             joblib.dump(fitted, path)
             written.append(name)
-    for name, content in ((METADATA_FILE, metadata), (EXAMPLE_FILE, example)):
-        if write_if_changed(bundle / name, json_bytes(content)):
+    for name, content in [*sorted(compiled.items()), (EXAMPLE_FILE, json_bytes(example))]:
+        if write_if_changed(bundle / name, content):
             written.append(name)
+    names = [MODEL_FILE, *([CHALLENGER_FILE] if challenger is not None else []), *compiled]
+    files = {name: sha256_of(bundle / name) for name in sorted([*names, EXAMPLE_FILE])}
+    if write_if_changed(bundle / METADATA_FILE, json_bytes({**metadata, "files": files})):
+        written.append(METADATA_FILE)
     return written
 
 
@@ -247,14 +278,38 @@ def export(params: Params, model, version: str, run_id: str, trained_at: str) ->
         reference = reference_record(pd.read_parquet(params.paths.train), columns)
         example = example_request(pd.read_parquet(params.paths.test), columns)
     challenger_model, challenger = canary_challenger(params, version) or (None, None)
+    schema = input_schema(columns, params)
+    champion_compiled = compile_model(model, schema, params.data.task, stem=Path(MODEL_FILE).stem)
+    files = dict(champion_compiled.files)
+    if challenger is not None:
+        # The challenger was fitted on the configured columns, which may not be the champion's.
+        challenger_schema = input_schema(input_columns_of(challenger_model, params), params)
+        challenger_compiled = compile_model(
+            challenger_model, challenger_schema, params.data.task, stem=Path(CHALLENGER_FILE).stem
+        )
+        files.update(challenger_compiled.files)
+        challenger = {**challenger, "runtime": challenger_compiled.runtime}
     metadata = bundle_metadata(
-        model, params, version, run_id, trained_at, reference, challenger=challenger
+        model,
+        params,
+        version,
+        run_id,
+        trained_at,
+        reference,
+        challenger=challenger,
+        runtime=champion_compiled.runtime,
     )
     keep = [MODEL_FILE] if same else []
     if same and challenger is not None and on_disk[0].get("challenger") == metadata["challenger"]:
         keep.append(CHALLENGER_FILE)
     return write_bundle(
-        model, metadata, example, params.paths.bundle, challenger_model, keep=tuple(keep)
+        model,
+        metadata,
+        example,
+        params.paths.bundle,
+        challenger_model,
+        keep=tuple(keep),
+        compiled=files,
     )
 
 
