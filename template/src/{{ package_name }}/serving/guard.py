@@ -32,13 +32,18 @@ MAX_ERROR_BYTES = 64 * 1024
 MAX_ECHOED_CHARACTERS = 80
 RETRY_AFTER_SECONDS = "1"
 # Paths BentoML itself serves, answered as it answers them.
-SYSTEM_ROUTES = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json"})
+SYSTEM_ROUTES = frozenset(
+    {"/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json"}
+)
 STATIC_PREFIX = "/static_content/"
 DOCS_PAGE = Path(__file__).parent / "docs_page"
-DOCS_FILES = {"/": ("index.html", b"text/html; charset=utf-8"), "/docs_page.js": (
-    "docs_page.js",
-    b"text/javascript; charset=utf-8",
-)}
+DOCS_FILES = {
+    "/": ("index.html", b"text/html; charset=utf-8"),
+    "/docs_page.js": (
+        "docs_page.js",
+        b"text/javascript; charset=utf-8",
+    ),
+}
 CONTENT_SECURITY_POLICY = (
     b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     b"connect-src 'self'; frame-ancestors 'none'"
@@ -71,11 +76,11 @@ class PredictionRoute:
             raise Refusal(400, {"error": f"{where} must be a JSON object of input fields"})
         unknown = [key for key in record if key not in self.known]
         if unknown:
+            shown = ", ".join(repr(key[:MAX_ECHOED_CHARACTERS]) for key in unknown[:MAX_PROBLEMS])
             raise Refusal(
                 400,
                 {
-                    "error": f"{len(unknown)} unknown field(s) in {where}; the first: "
-                    f"{', '.join(map(repr, (key[:MAX_ECHOED_CHARACTERS] for key in unknown[:MAX_PROBLEMS])))}",
+                    "error": f"{len(unknown)} unknown field(s) in {where}; the first: {shown}",
                     "accepted_fields": self.columns[:200],
                 },
                 fields=["other"],
@@ -87,7 +92,9 @@ class PredictionRoute:
             document = json.loads(body)
         except (ValueError, RecursionError) as error:
             problem = str(error)[:200] if isinstance(error, ValueError) else "nested too deeply"
-            raise Refusal(400, {"error": f"the body is not valid JSON: {problem}"}, ["other"])
+            raise Refusal(
+                400, {"error": f"the body is not valid JSON: {problem}"}, ["other"]
+            ) from None
         if self.batch_limit is None:
             self.unknown_keys(document, "the request")
             return
@@ -135,7 +142,10 @@ class PredictionRoute:
             summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:3])
             raise Refusal(
                 400,
-                {"error": f"{count} problem(s) with the request{shown}: {summary}", "problems": problems},
+                {
+                    "error": f"{count} problem(s) with the request{shown}: {summary}",
+                    "problems": problems,
+                },
                 fields or ["other"],
             ) from None
 
