@@ -103,11 +103,12 @@ def serving_table(report: dict) -> str:
                 "Requests/s",
                 "p50 (ms)",
                 "p99 (ms)",
+                "Server CPU (ms/request)",
                 "Non-2xx",
                 "Socket errors",
             ]
         ),
-        row(["---", *["---:"] * 6]),
+        row(["---", *["---:"] * 7]),
     ]
 
     def cell(values: dict, digits: int) -> str:
@@ -129,6 +130,9 @@ def serving_table(report: dict) -> str:
                         cell(figures["requests_per_second"], 0),
                         cell(figures["p50_ms"], 1),
                         cell(figures["p99_ms"], 1),
+                        cell(figures["cpu_ms_per_request"], 2)
+                        if "cpu_ms_per_request" in figures
+                        else "n/a",
                         str(figures["non_2xx"]),
                         str(figures["socket_errors"]),
                     ]

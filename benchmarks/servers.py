@@ -32,9 +32,26 @@ def wait_ready(url: str, poll_seconds: float = 0.5, path: str = "/readyz") -> No
     raise TimeoutError(f"{url} not ready within {READY_SECONDS} s")
 
 
+def session_cpu_seconds(session: int) -> float:
+    """CPU time (user and system) of every live process of a session: a server and its
+    workers, which it starts in its own session."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (field 2) may hold spaces: split after its closing parenthesis.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 @contextmanager
-def served(command: list[str], cwd: Path, env: dict[str, str]) -> Iterator[None]:
-    """Run a server process for the ``with`` block; stop it and its children afterwards."""
+def served(command: list[str], cwd: Path, env: dict[str, str]) -> Iterator[int]:
+    """Run a server process for the ``with`` block, yielding its session id (its pid); stop
+    it and its children afterwards."""
     process = subprocess.Popen(
         command,
         cwd=cwd,
@@ -44,7 +61,7 @@ def served(command: list[str], cwd: Path, env: dict[str, str]) -> Iterator[None]
         start_new_session=True,
     )
     try:
-        yield
+        yield process.pid
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=30)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from copier import run_copy
 from report import serving_table
-from servers import free_port, served, wait_ready
+from servers import free_port, served, session_cpu_seconds, wait_ready
 from startup import RUNS, summary, user_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,14 +90,21 @@ def measure(server: dict, project: Path, env: dict) -> dict:
     """Start one server, load it at each concurrency, stop it."""
     port = free_port()
     command = [part.replace("{port}", str(port)) for part in server["command"]]
-    with served(command, project, {**env, **server.get("env", {})}):
+    with served(command, project, {**env, **server.get("env", {})}) as session:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, path=server["ready"])
         target, body = f"{url}{server['route']}", server["body"]
         load(target, body, CONCURRENCIES[0], project)  # warm-up, discarded
-        return {
-            str(c): [load(target, body, c, project) for _ in range(RUNS)] for c in CONCURRENCIES
-        }
+
+        def costed(connections: int) -> dict:
+            # The server's own CPU per request: a floor under its latency that wrk's
+            # share of the cores and the machine's other work do not move much.
+            before = session_cpu_seconds(session)
+            figures = load(target, body, connections, project)
+            spent = session_cpu_seconds(session) - before
+            return {**figures, "cpu_ms_per_request": 1000 * spent / max(figures["requests"], 1)}
+
+        return {str(c): [costed(c) for _ in range(RUNS)] for c in CONCURRENCIES}
 
 
 def summarized(runs: list[dict]) -> dict:
@@ -105,7 +112,7 @@ def summarized(runs: list[dict]) -> dict:
     return {
         **{
             name: summary([run[name] for run in runs])
-            for name in ("requests_per_second", "p50_ms", "p99_ms")
+            for name in ("requests_per_second", "p50_ms", "p99_ms", "cpu_ms_per_request")
         },
         "non_2xx": sum(run["non_2xx"] for run in runs),
         "socket_errors": sum(run["socket_errors"] for run in runs),
@@ -232,7 +239,11 @@ def main() -> None:
                     "-p",
                     "{port}",
                 ],
-                "env": {"MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}"},
+                # It starts `uvicorn` by name, so the project's venv goes first on PATH.
+                "env": {
+                    "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+                    "PATH": f"{Path(python).parent}:{env['PATH']}",
+                },
                 "route": "/invocations",
                 "ready": "/ping",
                 "body": mlflow_body,
