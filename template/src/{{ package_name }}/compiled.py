@@ -651,28 +651,24 @@ def compile_model(
     """
     classes = [native(label) for label in model.classes_] if task == "classification" else None
     pickle = f"{stem}.joblib"
-    record = {"classes": classes, "reason": None}
+    scikit_learn = {
+        "name": SKLEARN_RUNTIME,
+        "version": installed_version("scikit-learn"),
+        "classes": classes,
+        "pickle": pickle,
+    }
+    rows = schema_edge_rows(input_schema)
+    expected = reference_prediction(model, rows, task)
     try:
         spec = preprocess_spec(model, input_schema)
     except Unsupported as error:
-        runtime = {
-            "name": SKLEARN_RUNTIME,
-            "version": installed_version("scikit-learn"),
-            "kind": "pipeline",
-            "files": [pickle],
-            "pickle": pickle,
-            **record,
-            "reason": f"the preprocessing cannot be compiled: {error}",
-        }
-        return Compiled({}, runtime)
+        reason = f"the preprocessing cannot be compiled: {error}"
+        return Compiled({}, whole_pipeline(scikit_learn, reason))
     preprocess_name = f"{stem}.preprocess.json"
-    spec_bytes = (json.dumps(spec, indent=1, sort_keys=True) + "\n").encode()
-    files = {preprocess_name: spec_bytes}
+    files = {preprocess_name: (json.dumps(spec, indent=1, sort_keys=True) + "\n").encode()}
     estimator = model.named_steps["estimator"]
-    n_features = Preprocessor(json.loads(spec_bytes)).width
-    rows = schema_edge_rows(input_schema)
     try:
-        graph, kind = estimator_graph(estimator, n_features, task)
+        graph, kind = estimator_graph(estimator, Preprocessor(spec).width, task)
         onnx_name = f"{stem}.onnx"
         runtime = {
             "name": ONNX_RUNTIME,
@@ -681,23 +677,31 @@ def compile_model(
             "files": [preprocess_name, onnx_name],
             "preprocess": preprocess_name,
             "model": onnx_name,
-            **record,
+            "classes": classes,
+            "reason": None,
         }
-        predictor = predictor_of({**files, onnx_name: graph}, runtime)
-        gap = difference(predictor.predict(rows), reference_prediction(model, rows, task))
+        files[onnx_name] = graph
+        gap = difference(predictor_of(files, runtime).predict(rows), expected)
         if gap > TOLERANCE:
             raise Unsupported(f"the ONNX graph differs from scikit-learn by {gap:.3g} on edge rows")
-        return Compiled({**files, onnx_name: graph}, runtime)
+        return Compiled(files, runtime)
     except Unsupported as error:
         reason = str(error)
+        files.pop(f"{stem}.onnx", None)
     runtime = {
-        "name": SKLEARN_RUNTIME,
-        "version": installed_version("scikit-learn"),
+        **scikit_learn,
         "kind": "sklearn",
         "files": [preprocess_name, pickle],
         "preprocess": preprocess_name,
-        "pickle": pickle,
-        **record,
         "reason": f"{reason}; scikit-learn predicts behind the compiled preprocessing",
     }
+    gap = difference(predictor_of(files, runtime, model).predict(rows), expected)
+    if gap > TOLERANCE:
+        reason = f"{reason}; the compiled preprocessing differs by {gap:.3g} on edge rows"
+        return Compiled({}, whole_pipeline(scikit_learn, reason))
     return Compiled(files, runtime)
+
+
+def whole_pipeline(scikit_learn: dict, reason: str) -> dict:
+    """The runtime record of the last resort: the pickled pipeline on a frame of the rows."""
+    return {**scikit_learn, "kind": "pipeline", "files": [scikit_learn["pickle"]], "reason": reason}
