@@ -1,0 +1,170 @@
+"""The champion's charts as static SVG files, drawn with matplotlib.
+
+Static SVG rather than vega specs: a page that embeds them needs no script at
+all, so it draws offline, in a CI artifact, in MLflow's artifact view and in the
+image CD ships, and text is drawn as paths, so no font is ever fetched either.
+Every chart reads its columns, classes and slices from the data and ``conf/``.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import Params
+
+
+def pyplot():
+    """matplotlib's pyplot, set up for files only, with byte-stable SVG output.
+
+    Imported here, not at module level: it costs about a second, and only drawing
+    needs it. A fixed hash salt (and no date in the metadata) makes the same chart
+    the same bytes, so an unchanged champion leaves its files untouched.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "model-card"
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(figure, path: Path) -> bytes:
+    """The figure as SVG bytes, written to ``path`` only when they changed."""
+    import io
+
+    plt = pyplot()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(figure)
+    content = buffer.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_bytes() != content:
+        path.write_bytes(content)
+    return content
+
+
+def sample(table: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """At most ``rows`` rows of ``table``, a fixed random sample when it has more."""
+    return table if len(table) <= rows else table.sample(n=rows, random_state=seed)
+
+
+def confusion_matrix(predictions: pd.DataFrame, classes: list, path: Path) -> bytes:
+    """Counts of actual (rows) against predicted (columns) classes, in the model's order."""
+    plt = pyplot()
+    counts = pd.crosstab(predictions["actual"], predictions["predicted"])
+    counts = counts.reindex(index=classes, columns=classes, fill_value=0)
+    size = 2.5 + 0.5 * len(classes)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    image = axis.imshow(counts.to_numpy(), cmap="Blues")
+    labels = [str(label) for label in classes]
+    axis.set_xticks(range(len(classes)), labels, rotation=30, ha="right")
+    axis.set_yticks(range(len(classes)), labels)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("actual")
+    threshold = counts.to_numpy().max() / 2
+    for (row, column), value in np.ndenumerate(counts.to_numpy()):
+        colour = "white" if value > threshold else "black"
+        axis.text(column, row, str(value), ha="center", va="center", color=colour)
+    axis.set_title("Confusion matrix (test split)")
+    figure.colorbar(image, ax=axis)
+    return save(figure, path)
+
+
+def roc_curve(roc: pd.DataFrame, auc: float | None, path: Path) -> bytes:
+    """The micro-averaged ROC curve, with the chance diagonal."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(5, 4.5))
+    label = "model" if auc is None else f"model (ROC AUC {auc:.3f})"
+    axis.plot(roc["fpr"], roc["tpr"], label=label)
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    axis.set_xlabel("false positive rate")
+    axis.set_ylabel("true positive rate")
+    axis.set_title("ROC curve, micro-averaged over classes (test split)")
+    axis.legend(loc="lower right")
+    return save(figure, path)
+
+
+def predicted_vs_actual(predictions: pd.DataFrame, target: str, path: Path) -> bytes:
+    """Predicted against actual target values, with the line of perfect predictions."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(5, 4.5))
+    axis.scatter(predictions["actual"], predictions["predicted"], s=8, alpha=0.6)
+    low = min(predictions["actual"].min(), predictions["predicted"].min())
+    high = max(predictions["actual"].max(), predictions["predicted"].max())
+    axis.plot([low, high], [low, high], linestyle="--", color="grey", label="perfect")
+    axis.set_xlabel(f"actual {target}")
+    axis.set_ylabel(f"predicted {target}")
+    axis.set_title("Predicted vs actual (test split)")
+    axis.legend(loc="upper left")
+    return save(figure, path)
+
+
+def residuals(predictions: pd.DataFrame, target: str, path: Path) -> bytes:
+    """Residuals (actual minus predicted) against the prediction, around zero."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(5, 4.5))
+    axis.scatter(predictions["predicted"], predictions["residual"], s=8, alpha=0.6)
+    axis.axhline(0, linestyle="--", color="grey")
+    axis.set_xlabel(f"predicted {target}")
+    axis.set_ylabel("residual (actual - predicted)")
+    axis.set_title("Residuals vs predicted (test split)")
+    return save(figure, path)
+
+
+def metric_by_group(groups: dict, metric: str, overall: float, title: str, path: Path) -> bytes:
+    """One bar per group (its row count in the label) of ``metric``, the overall value dashed."""
+    plt = pyplot()
+    labels = [f"{label} ({scores['rows']} rows)" for label, scores in groups.items()]
+    values = [scores.get(metric, float("nan")) for scores in groups.values()]
+    figure, axis = plt.subplots(figsize=(6, 1.2 + 0.4 * len(labels)))
+    axis.barh(labels, values)
+    axis.axvline(overall, linestyle="--", color="grey", label=f"whole test split {overall:.3f}")
+    axis.invert_yaxis()  # the first group on top, as in the tables
+    axis.set_xlabel(metric)
+    axis.set_title(title)
+    axis.legend(loc="lower right", fontsize=8)
+    return save(figure, path)
+
+
+def draw(
+    tables: dict[str, pd.DataFrame], facts: dict, classes: list, params: Params, folder: Path
+) -> dict[str, Path]:
+    """Draw every chart the champion's facts allow into ``folder``; return them by title.
+
+    ``tables`` holds the predictions on the test split (and the ROC points of a
+    classifier), ``facts`` the scores the model card states, ``classes`` a
+    classifier's labels as the data holds them (numbers stay numbers). Charts of another
+    task left in ``folder`` from an earlier dataset are removed.
+    """
+    target = params.data.target
+    predictions = tables["predictions"]
+    metric = params.report.chart_metric or params.evaluate.primary_metric
+    charts: dict[str, Path] = {}
+    if params.data.is_classification:
+        charts["Confusion matrix"] = folder / "confusion_matrix.svg"
+        confusion_matrix(predictions, classes, charts["Confusion matrix"])
+        charts["ROC curve"] = folder / "roc_curve.svg"
+        roc_curve(tables["roc"], facts["quality"]["test"].get("roc_auc"), charts["ROC curve"])
+    else:
+        shown = sample(predictions, params.report.max_points, params.train.seed)
+        charts["Predicted vs actual"] = folder / "predicted_vs_actual.svg"
+        predicted_vs_actual(shown, target, charts["Predicted vs actual"])
+        charts["Residuals"] = folder / "residuals.svg"
+        residuals(shown, target, charts["Residuals"])
+    overall = facts["quality"]["test"].get(metric, float("nan"))
+    for key, name, kind in (
+        ("slices", "slice_column", "slice"),
+        ("parity", "sensitive_column", "parity"),
+    ):
+        groups = facts["quality"][key]
+        if groups:
+            column = getattr(params.data, name)
+            title = f"{metric} per {column} ({'sensitive attribute, ' * (kind == 'parity')}test)"
+            charts[f"{metric} per {column}"] = folder / f"{kind}_{metric}.svg"
+            metric_by_group(groups, metric, overall, title, charts[f"{metric} per {column}"])
+    for stale in set(folder.glob("*.svg")) - set(charts.values()):
+        stale.unlink()
+    return charts
