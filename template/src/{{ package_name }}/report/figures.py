@@ -37,7 +37,7 @@ def save(figure, path: Path) -> bytes:
     plt = pyplot()
     figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(figure)
     content = buffer.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
