@@ -48,8 +48,12 @@ def log_to_mlflow(params: Params, facts: dict, files: list[Path]) -> None:
             mlflow.log_artifact(str(path), artifact_path="report")
 
 
-def run_stage(params: Params) -> None:
-    """Score and chart the champion, record its facts, write its pages, log what changed."""
+def write_report(params: Params) -> tuple[dict, list[Path], bool]:
+    """Score and chart the champion, record its facts and write its pages.
+
+    Returns the facts, the files worth keeping with the run (charts, card, its page)
+    and whether any chart changed.
+    """
     from . import figures
     from .facts import champion_facts
 
@@ -60,11 +64,18 @@ def run_stage(params: Params) -> None:
     facts["charts"] = {title: path.as_posix() for title, path in charts.items()}
     strict_json.write(params.paths.model_card_facts, facts, sort_keys=True)
     pages = write_pages(params, facts)
-    changed = [path for path in charts.values() if before.get(path) != path.read_bytes()]
+    changed = any(before.get(path) != path.read_bytes() for path in charts.values())
+    return facts, [*charts.values(), params.paths.model_card, pages[0]], changed
+
+
+def run_stage(params: Params) -> None:
+    """The stage: write the report; log it to the champion's run when a chart changed."""
+    facts, files, changed = write_report(params)
     if changed:
         # MLflow's import costs seconds: only a new champion or new test data pays it.
-        log_to_mlflow(params, facts, [*charts.values(), params.paths.model_card, pages[0]])
-    print(f"report: {', '.join(str(page) for page in pages)} ({len(charts)} charts)")
+        log_to_mlflow(params, facts, files)
+    print(f"report: {params.paths.model_card.with_suffix('.html')}, {params.paths.plots_page} "
+          f"({len(facts['charts'])} charts{', logged to MLflow' if changed else ''})")
 
 
 def main() -> None:

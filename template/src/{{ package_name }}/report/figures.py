@@ -155,16 +155,16 @@ def draw(
         charts["Residuals"] = folder / "residuals.svg"
         residuals(shown, target, charts["Residuals"])
     overall = facts["quality"]["test"].get(metric, float("nan"))
-    for key, name, kind in (
-        ("slices", "slice_column", "slice"),
-        ("parity", "sensitive_column", "parity"),
+    # The slice and the sensitive column may be the same one: each chart keeps its own title.
+    for key, column, title in (
+        ("slices", params.data.slice_column, f"{metric} per slice of {params.data.slice_column}"),
+        ("parity", params.data.sensitive_column, f"{metric} across {params.data.sensitive_column}"
+         " (sensitive attribute)"),
     ):
         groups = facts["quality"][key]
-        if groups:
-            column = getattr(params.data, name)
-            title = f"{metric} per {column} ({'sensitive attribute, ' * (kind == 'parity')}test)"
-            charts[f"{metric} per {column}"] = folder / f"{kind}_{metric}.svg"
-            metric_by_group(groups, metric, overall, title, charts[f"{metric} per {column}"])
+        if groups and column is not None:
+            charts[title] = folder / f"{key}_{metric}.svg"
+            metric_by_group(groups, metric, overall, f"{title}, test split", charts[title])
     for stale in set(folder.glob("*.svg")) - set(charts.values()):
         stale.unlink()
     return charts
