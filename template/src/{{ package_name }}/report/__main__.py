@@ -32,7 +32,9 @@ def write_pages(params: Params, facts: dict) -> list[Path]:
     )
     plots = params.paths.plots_page
     folder = plots.parent
-    write_if_changed(plots, html_page(f"Plots: {name}", plots_markdown(facts, charts, params), folder))
+    write_if_changed(
+        plots, html_page(f"Plots: {name}", plots_markdown(facts, charts, params), folder)
+    )
     return [card, plots]
 
 
@@ -74,14 +76,18 @@ def run_stage(params: Params) -> None:
     if changed:
         # MLflow's import costs seconds: only a new champion or new test data pays it.
         log_to_mlflow(params, facts, files)
-    print(f"report: {params.paths.model_card.with_suffix('.html')}, {params.paths.plots_page} "
-          f"({len(facts['charts'])} charts{', logged to MLflow' if changed else ''})")
+    print(
+        f"report: {params.paths.model_card.with_suffix('.html')}, {params.paths.plots_page} "
+        f"({len(facts['charts'])} charts{', logged to MLflow' if changed else ''})"
+    )
 
 
 def main() -> None:
     """Run the stage, or write the pages again (``pages``), or print the card (``summary``)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("command", nargs="?", default="stage", choices=["stage", "pages", "summary"])
+    parser.add_argument(
+        "command", nargs="?", default="stage", choices=["stage", "pages", "summary"]
+    )
     parser.add_argument(
         "--if-present", action="store_true", help="pages: do nothing before the stage has run"
     )

@@ -15,7 +15,7 @@ from ..config import Params
 
 
 def pyplot():
-    """matplotlib's pyplot, set up for files only, with byte-stable SVG output.
+    """Matplotlib's pyplot, set up for files only, with byte-stable SVG output.
 
     Imported here, not at module level: it costs about a second, and only drawing
     needs it. A fixed hash salt (and no date in the metadata) makes the same chart
@@ -158,8 +158,11 @@ def draw(
     # The slice and the sensitive column may be the same one: each chart keeps its own title.
     for key, column, title in (
         ("slices", params.data.slice_column, f"{metric} per slice of {params.data.slice_column}"),
-        ("parity", params.data.sensitive_column, f"{metric} across {params.data.sensitive_column}"
-         " (sensitive attribute)"),
+        (
+            "parity",
+            params.data.sensitive_column,
+            f"{metric} across {params.data.sensitive_column} (sensitive attribute)",
+        ),
     ):
         groups = facts["quality"][key]
         if groups and column is not None:

@@ -158,15 +158,22 @@ def monitoring_charts(params: Params) -> dict[str, Path]:
 
 def images(charts: dict[str, Path], folder: Path) -> list[str]:
     """Markdown images of ``charts``, linked relative to ``folder``."""
-    return [line for title, path in charts.items() for line in (f"![{title}]({relative(path, folder)})", "")]
+    return [
+        line
+        for title, path in charts.items()
+        for line in (f"![{title}]({relative(path, folder)})", "")
+    ]
 
 
 def team_section(params: Params) -> list[str]:
     """The team's own file, as written; a note when it is missing."""
     team = params.paths.model_card_team
     if not team.exists():
-        return [f"_The team's section ({team}) is missing: create it to add intended use, "
-                "limits and contacts._", ""]
+        return [
+            f"_The team's section ({team}) is missing: create it to add intended use, "
+            "limits and contacts._",
+            "",
+        ]
     return [team.read_text().rstrip(), ""]
 
 

@@ -65,7 +65,7 @@ def html_page(title: str, markdown: str, folder: Path) -> str:
     """A whole HTML page of ``markdown``, its images (relative to ``folder``) embedded."""
     body = embed_images(markdown_to_html(markdown), folder)
     return (
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
