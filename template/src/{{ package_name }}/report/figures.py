@@ -87,31 +87,48 @@ def roc_curve(roc: pd.DataFrame, auc: float | None, path: Path) -> bytes:
     return save(figure, path)
 
 
-def predicted_vs_actual(predictions: pd.DataFrame, target: str, path: Path) -> bytes:
-    """Predicted against actual target values, with the line of perfect predictions."""
+def scatter(x: pd.Series, y: pd.Series, labels: tuple[str, str, str], line, path: Path) -> bytes:
+    """A scatter of ``y`` against ``x`` with a dashed reference drawn by ``line(axis)``.
+
+    ``labels`` are the x label, the y label and the title.
+    """
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(5, 4.5))
-    axis.scatter(predictions["actual"], predictions["predicted"], s=8, alpha=0.6)
-    low = min(predictions["actual"].min(), predictions["predicted"].min())
-    high = max(predictions["actual"].max(), predictions["predicted"].max())
-    axis.plot([low, high], [low, high], linestyle="--", color="grey", label="perfect")
-    axis.set_xlabel(f"actual {target}")
-    axis.set_ylabel(f"predicted {target}")
-    axis.set_title("Predicted vs actual (test split)")
-    axis.legend(loc="upper left")
+    axis.scatter(x, y, s=8, alpha=0.6)
+    line(axis)
+    axis.set_xlabel(labels[0])
+    axis.set_ylabel(labels[1])
+    axis.set_title(labels[2])
     return save(figure, path)
+
+
+def predicted_vs_actual(predictions: pd.DataFrame, target: str, path: Path) -> bytes:
+    """Predicted against actual target values, with the line of perfect predictions."""
+    actual, predicted = predictions["actual"], predictions["predicted"]
+    low, high = min(actual.min(), predicted.min()), max(actual.max(), predicted.max())
+
+    def perfect(axis) -> None:
+        axis.plot([low, high], [low, high], linestyle="--", color="grey", label="perfect")
+        axis.legend(loc="upper left")
+
+    labels = (f"actual {target}", f"predicted {target}", "Predicted vs actual (test split)")
+    return scatter(actual, predicted, labels, perfect, path)
 
 
 def residuals(predictions: pd.DataFrame, target: str, path: Path) -> bytes:
     """Residuals (actual minus predicted) against the prediction, around zero."""
-    plt = pyplot()
-    figure, axis = plt.subplots(figsize=(5, 4.5))
-    axis.scatter(predictions["predicted"], predictions["residual"], s=8, alpha=0.6)
-    axis.axhline(0, linestyle="--", color="grey")
-    axis.set_xlabel(f"predicted {target}")
-    axis.set_ylabel("residual (actual - predicted)")
-    axis.set_title("Residuals vs predicted (test split)")
-    return save(figure, path)
+    labels = (
+        f"predicted {target}",
+        "residual (actual - predicted)",
+        "Residuals vs predicted (test split)",
+    )
+    return scatter(
+        predictions["predicted"],
+        predictions["residual"],
+        labels,
+        lambda axis: axis.axhline(0, linestyle="--", color="grey"),
+        path,
+    )
 
 
 def metric_by_group(groups: dict, metric: str, overall: float, title: str, path: Path) -> bytes:

@@ -177,6 +177,11 @@ def team_section(params: Params) -> list[str]:
     return [team.read_text().rstrip(), ""]
 
 
+def heading(kind: str, model: dict) -> str:
+    """A page's title line: what it is, of which model version and alias."""
+    return f"# {kind}: {model['name']} v{model['version']} ({model['alias']})"
+
+
 def card_markdown(
     facts: dict, charts: dict[str, Path], params: Params, with_images: bool = True
 ) -> str:
@@ -184,8 +189,9 @@ def card_markdown(
     model = facts["model"]
     folder = params.paths.model_card.parent
     charts = {**charts, **monitoring_charts(params)}
+    plots = relative(params.paths.plots_page, folder)
     lines = [
-        f"# Model card: {model['name']} v{model['version']} ({model['alias']})",
+        heading("Model card", model),
         "",
         "_" + GENERATED.format(team=params.paths.model_card_team) + "_",
         "",
@@ -197,6 +203,7 @@ def card_markdown(
         "## Charts",
         "",
         *(images(charts, folder) if with_images else [f"In `{params.paths.plots_page}`.", ""]),
+        *([f"The charts alone: [plots page]({plots}).", ""] if with_images else []),
         *team_section(params),
     ]
     return "\n".join(lines).rstrip() + "\n"
@@ -207,10 +214,11 @@ def plots_markdown(facts: dict, charts: dict[str, Path], params: Params) -> str:
     model = facts["model"]
     folder = params.paths.plots_page.parent
     charts = {**charts, **monitoring_charts(params)}
+    card = relative(params.paths.model_card.with_suffix(".html"), folder)
     lines = [
-        f"# Plots: {model['name']} v{model['version']} ({model['alias']})",
+        heading("Plots", model),
         "",
-        f"The champion on the test split; its model card: `{params.paths.model_card}`.",
+        f"The champion on the test split; its [model card]({card}).",
         "",
     ]
     for title, path in charts.items():
