@@ -20,8 +20,8 @@ pytestmark = pytest.mark.e2e
 
 # Chart files per task: what the issue promises each task's reviewer sees.
 TASK_CHARTS = {
-    "classification": {"confusion_matrix.svg", "roc_curve.svg"},
-    "regression": {"predicted_vs_actual.svg", "residuals.svg"},
+    "classification": {"confusion_matrix.png", "roc_curve.png"},
+    "regression": {"predicted_vs_actual.png", "residuals.png"},
 }
 LOG = "logs/report-test.jsonl"
 

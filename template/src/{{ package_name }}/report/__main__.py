@@ -61,7 +61,7 @@ def write_report(params: Params) -> tuple[dict, list[Path], bool]:
 
     facts, tables, classes = champion_facts(params)
     folder = params.paths.figures
-    before = {path: path.read_bytes() for path in folder.glob("*.svg")}
+    before = {path: path.read_bytes() for path in folder.glob("*.png")}
     charts = figures.draw(tables, facts, classes, params, folder)
     facts["charts"] = {title: path.as_posix() for title, path in charts.items()}
     strict_json.write(params.paths.model_card_facts, facts, sort_keys=True)

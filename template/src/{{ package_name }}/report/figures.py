@@ -1,9 +1,11 @@
-"""The champion's charts as static SVG files, drawn with matplotlib.
+"""The champion's charts as static PNG files, drawn with matplotlib.
 
-Static SVG rather than vega specs: a page that embeds them needs no script at
+Static images rather than vega specs: a page that embeds them needs no script at
 all, so it draws offline, in a CI artifact, in MLflow's artifact view and in the
-image CD ships, and text is drawn as paths, so no font is ever fetched either.
-Every chart reads its columns, classes and slices from the data and ``conf/``.
+image CD ships, and no font is ever fetched. PNG rather than SVG: SVG path data is
+long runs of numbers that the personal-data scan of every output (data-5) rightly
+reads as phone and card numbers. Every chart reads its columns, classes and slices
+from the data and ``conf/``.
 """
 
 from pathlib import Path
@@ -15,29 +17,31 @@ from ..config import Params
 
 
 def pyplot():
-    """Matplotlib's pyplot, set up for files only, with byte-stable SVG output.
+    """Matplotlib's pyplot, set up for files only.
 
     Imported here, not at module level: it costs about a second, and only drawing
-    needs it. A fixed hash salt (and no date in the metadata) makes the same chart
-    the same bytes, so an unchanged champion leaves its files untouched.
+    needs it.
     """
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams["svg.hashsalt"] = "model-card"
     import matplotlib.pyplot as plt
 
     return plt
 
 
 def save(figure, path: Path) -> bytes:
-    """The figure as SVG bytes, written to ``path`` only when they changed."""
+    """The figure as PNG bytes, written to ``path`` only when they changed.
+
+    Without the software version in the metadata the same chart is the same bytes,
+    so an unchanged champion leaves its files untouched.
+    """
     import io
 
     plt = pyplot()
     figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
     plt.close(figure)
     content = buffer.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,15 +165,15 @@ def draw(
     metric = params.report.chart_metric or params.evaluate.primary_metric
     charts: dict[str, Path] = {}
     if params.data.is_classification:
-        charts["Confusion matrix"] = folder / "confusion_matrix.svg"
+        charts["Confusion matrix"] = folder / "confusion_matrix.png"
         confusion_matrix(predictions, classes, charts["Confusion matrix"])
-        charts["ROC curve"] = folder / "roc_curve.svg"
+        charts["ROC curve"] = folder / "roc_curve.png"
         roc_curve(tables["roc"], facts["quality"]["test"].get("roc_auc"), charts["ROC curve"])
     else:
         shown = sample(predictions, params.report.max_points, params.train.seed)
-        charts["Predicted vs actual"] = folder / "predicted_vs_actual.svg"
+        charts["Predicted vs actual"] = folder / "predicted_vs_actual.png"
         predicted_vs_actual(shown, target, charts["Predicted vs actual"])
-        charts["Residuals"] = folder / "residuals.svg"
+        charts["Residuals"] = folder / "residuals.png"
         residuals(shown, target, charts["Residuals"])
     overall = facts["quality"]["test"].get(metric, float("nan"))
     # The slice and the sensitive column may be the same one: each chart keeps its own title.
@@ -183,8 +187,8 @@ def draw(
     ):
         groups = facts["quality"][key]
         if groups and column is not None:
-            charts[title] = folder / f"{key}_{metric}.svg"
+            charts[title] = folder / f"{key}_{metric}.png"
             metric_by_group(groups, metric, overall, f"{title}, test split", charts[title])
-    for stale in set(folder.glob("*.svg")) - set(charts.values()):
+    for stale in set(folder.glob("*.png")) - set(charts.values()):
         stale.unlink()
     return charts

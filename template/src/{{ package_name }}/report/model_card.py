@@ -174,7 +174,8 @@ def team_section(params: Params) -> list[str]:
             "limits and contacts._",
             "",
         ]
-    return [team.read_text().rstrip(), ""]
+    note = f"_The sections below are the team's own, from `{team}`, copied in as written._"
+    return [note, "", team.read_text().rstrip(), ""]
 
 
 def heading(kind: str, model: dict) -> str:
