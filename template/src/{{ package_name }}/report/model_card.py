@@ -67,7 +67,7 @@ def model_section(model: dict) -> list[str]:
         ["Training data hash (MD5)", f"`{model['train_md5'] or 'not recorded'}`{data_note}"],
         ["Git commit", f"`{model['git_commit'] or 'not recorded'}`"],
     ]
-    return ["## Model", "", *table(["", ""], rows), ""]
+    return ["## Model", "", *table(["", "champion"], rows), ""]
 
 
 def groups_table(groups: dict) -> list[str]:
