@@ -52,10 +52,11 @@ demo: dev ## Render a project with the defaults into .demo/ and run its golden p
 	$(MAKE) -C $(DEMO_DIR) setup pipeline test plots
 	@echo
 	@echo "Demo project: $(DEMO_DIR)"
+	@echo "  model card   $(DEMO_DIR)/reports/model_card.html (open it first; works offline)"
 	@echo "  model        $(DEMO_DIR)/models/model.joblib (registered in MLflow as champion)"
 	@echo "  metrics      $(DEMO_DIR)/reports/metrics.json, per slice: reports/slice_metrics.json"
 	@echo "  promotion    $(DEMO_DIR)/reports/promotion.json"
-	@echo "  plots        $(DEMO_DIR)/dvc_plots/index.html"
+	@echo "  plots        $(DEMO_DIR)/reports/plots.html"
 	@echo "  MLflow runs  $(DEMO_DIR)/mlflow.db: cd $(DEMO_DIR) && make mlflow-ui"
 	@echo
 	@cat $(DEMO_DIR)/reports/metrics.json

@@ -15,6 +15,8 @@ import pytest
 import yaml
 from copier import run_copy
 
+# How long a generated service may take to answer /readyz.
+STARTUP_SECONDS = 120
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 COPIER_CONFIG = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
 
@@ -169,3 +171,35 @@ def wait_until_ready(url: str, seconds: float, process: subprocess.Popen | None 
             pass
         time.sleep(0.5)
     pytest.fail(f"{url} was not ready within {seconds} s")
+
+
+def served_answers(
+    project: Path, bodies: list[bytes], log: str = "logs/own-data-test.jsonl"
+) -> list[tuple[int, dict]]:
+    """Start the project's service (`make serve`) on a loopback port, post each body, stop it.
+
+    The service logs the predictions to ``log`` (relative to the project).
+    """
+    from team_stack import free_port  # boto3 behind it: imported only when serving
+
+    port = free_port()
+    environment = {
+        **developer_environment(),
+        "BENTOML_HOME": str(project / ".bentoml-test"),
+        "PREDICTION_LOG": str(project / log),
+    }
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "serve", f"PORT={port}", f"UV={uv_executable()}"],
+        cwd=project,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, STARTUP_SECONDS, process)
+        return [post_json(f"{url}/predict", body) for body in bodies]
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=60)

@@ -33,7 +33,7 @@ def in_project(project: Path, *command: str) -> subprocess.CompletedProcess:
 
 def test_the_first_pipeline_runs_every_stage(trained_project) -> None:
     project, first_run = trained_project
-    for stage in ("prepare", "validate", "split", "train", "evaluate", "export"):
+    for stage in ("prepare", "validate", "split", "train", "evaluate", "export", "report"):
         assert f"Running stage '{stage}'" in first_run.stdout
     assert (project / "models" / "model.joblib").is_file()
     assert json.loads((project / "reports" / "promotion.json").read_text())["promote"]

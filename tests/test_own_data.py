@@ -22,21 +22,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from browser import assert_pages_draw, report_pages
 from conftest import (
     available_python_version,
     developer_environment,
-    post_json,
     render,
     run_make,
-    uv_executable,
-    wait_until_ready,
+    served_answers,
 )
-from team_stack import free_port
 
 pytestmark = pytest.mark.e2e
-
-STARTUP_SECONDS = 120
-
 
 OWN_TABLES = Path(__file__).with_name("own_tables.py")
 # (task, table in own_tables.py, target, file suffix, scored). A scored table runs
@@ -112,31 +107,6 @@ def pytest_in_project(project: Path, *arguments: str) -> None:
     assert result.returncode == 0, f"{result.stdout[-8000:]}\n{result.stderr[-2000:]}"
 
 
-def served_answers(project: Path, bodies: list[bytes]) -> list[tuple[int, dict]]:
-    """Start the project's service (`make serve`) on a loopback port, post each body, stop it."""
-    port = free_port()
-    environment = {
-        **developer_environment(),
-        "BENTOML_HOME": str(project / ".bentoml-test"),
-        "PREDICTION_LOG": str(project / "logs" / "own-data-test.jsonl"),
-    }
-    process = subprocess.Popen(
-        ["make", "--no-print-directory", "serve", f"PORT={port}", f"UV={uv_executable()}"],
-        cwd=project,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, STARTUP_SECONDS, process)
-        return [post_json(f"{url}/predict", body) for body in bodies]
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=60)
-
-
 def composed(project: Path) -> dict:
     """The project's params.yaml as the pipeline last composed it."""
     return yaml.safe_load((project / "params.yaml").read_text())
@@ -173,6 +143,10 @@ def test_a_table_nobody_tuned_for_is_adopted_trained_tested_and_served(
     promotion = json.loads((project / "reports" / "promotion.json").read_text())
     assert promotion["promote"], promotion["reasons"]
     assert "Running stage 'export'" in pipeline.stdout
+    # The new champion's card and plots page, offline in a browser, charts and all.
+    facts, pages = report_pages(project)
+    assert facts["model"]["target"] == target
+    assert_pages_draw(project, pages, list(facts["charts"]), f"adopted-{task}-{name}")
 
     if scored or os.environ.get("OWN_DATA_SCORE_EVERY_TABLE"):
         # Every generated test, scored; the target fails on a failed test or a low score.

@@ -192,10 +192,12 @@ def test_every_step_of_the_workflow_runs_locally(
     if name == "ci":
         assert "Metrics against origin/main" in summary
         assert "## ML Test Score" in summary and "**Final score:" in summary
+        assert "# Model card: " in summary and "## Promotion decision" in summary
     if name == "ct":
         assert "Training run: model" in summary
     if name == "cd":
         assert (tmp_path / "image.tar").stat().st_size > 0
+        assert "# Model card: " in summary
 
 
 def test_the_template_update_workflow_proposes_a_newer_release(tmp_path: Path) -> None:

@@ -128,6 +128,11 @@ class PathsConfig(Strict):
     promotion: Path
     predictions: Path
     roc: Path
+    figures: Path
+    model_card_facts: Path
+    model_card: Path
+    plots_page: Path
+    model_card_team: Path
     bundle: Path
     reference: Path
     holdout: Path
@@ -294,6 +299,14 @@ class MlTestScoreConfig(Strict):
     latency: LatencyConfig
 
 
+class ReportConfig(Strict):
+    """How the champion's charts and model card are drawn."""
+
+    max_points: int = Field(ge=10)
+    # None: the evaluation's primary metric.
+    chart_metric: str | None = None
+
+
 class Params(Strict):
     """All parameters of the pipeline, as composed into ``params.yaml``."""
 
@@ -309,6 +322,7 @@ class Params(Strict):
     synthetic: SyntheticConfig
     monitor: MonitorConfig
     ml_test_score: MlTestScoreConfig
+    report: ReportConfig
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

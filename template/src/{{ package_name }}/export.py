@@ -79,12 +79,15 @@ def bundle_metadata(
     reference: dict,
     challenger: dict | None = None,
     runtime: dict | None = None,
+    provenance: dict | None = None,
 ) -> dict:
     """What the service needs besides the model: identity, task, schema, reference, settings.
 
     ``challenger`` is the identity (version, run, training time) of a challenger
     shipped in the bundle for the canary, or None; ``runtime`` is how the compiled
     champion runs (``compiled.compile_model``), its challenger's is in ``challenger``.
+    ``provenance`` is the git commit and data hashes the model was trained from (the
+    model card shows them).
     """
     return {
         "model_name": params.mlflow.registered_model_name,
@@ -92,6 +95,7 @@ def bundle_metadata(
         "model_alias": params.mlflow.champion_alias,
         "run_id": run_id,
         "trained_at": trained_at,
+        "provenance": provenance or {},
         "task": params.data.task,
         "target": params.data.target,
         "classes": [str(label) for label in getattr(model, "classes_", [])],
@@ -200,8 +204,13 @@ def data_lineage(params: Params) -> tuple[Lineage, list[str]]:
     return Lineage(data.task, data.target, tuple(data.input_columns), str(data.source)), columns
 
 
-def registry_champion(params: Params) -> tuple[Any, str, str, str]:
-    """The fitted pipeline, version, run and training time of the registry's champion.
+def provenance_of(registration: dict) -> dict:
+    """The git commit and data hashes in a train stage's record (older records lack them)."""
+    return {"git_commit": registration.get("git_commit"), **registration.get("data", {})}
+
+
+def registry_champion(params: Params) -> tuple[Any, str, str, str, dict]:
+    """The fitted pipeline, version, run, training time and provenance of the registry's champion.
 
     Refuses a champion that cannot serve the configured data (another target, task
     or table): no model of this data has met the thresholds yet.
@@ -227,11 +236,19 @@ def registry_champion(params: Params) -> tuple[Any, str, str, str]:
         )
     model = registry.load_version(params.mlflow, version.version)
     trained_at = registry.trained_at(client, version.run_id)
-    return model, str(version.version), version.run_id, trained_at
+    # The train stage logged these as run tags (registry.log_and_register).
+    tags = client.get_run(version.run_id).data.tags
+    provenance = {
+        "git_commit": tags.get("git.commit"),
+        **{key: value for key, value in tags.items() if key.startswith("data.") and "md5" in key},
+    }
+    return model, str(version.version), version.run_id, trained_at, provenance
 
 
-def champion(params: Params) -> tuple[Any, str, str, str]:
-    """The champion's fitted pipeline, version, run and training time, as evaluation left it.
+def champion(params: Params) -> tuple[Any, str, str, str, dict]:
+    """The champion's fitted pipeline, version, run, training time and provenance.
+
+    As evaluation left it.
 
     When evaluation just promoted the challenger, the champion is the model the
     train stage saved, so it is read from disk: that spares this stage MLflow's
@@ -244,6 +261,7 @@ def champion(params: Params) -> tuple[Any, str, str, str]:
             registration["version"],
             registration["run_id"],
             registration["trained_at"],
+            provenance_of(registration),
         )
     return registry_champion(params)
 
@@ -260,7 +278,9 @@ def canary_challenger(params: Params, champion_version: str) -> tuple[Any, dict]
     return joblib.load(params.paths.model), {**identity, "model_version": registration["version"]}
 
 
-def export(params: Params, model, version: str, run_id: str, trained_at: str) -> list[str]:
+def export(
+    params: Params, model, version: str, run_id: str, trained_at: str, provenance: dict
+) -> list[str]:
     """Write the bundle of one model version to ``paths.bundle``; return the files written.
 
     When the bundle already holds this model version (no promotion since), its
@@ -298,6 +318,7 @@ def export(params: Params, model, version: str, run_id: str, trained_at: str) ->
         reference,
         challenger=challenger,
         runtime=champion_compiled.runtime,
+        provenance=provenance,
     )
     keep = [MODEL_FILE] if same else []
     if same and challenger is not None and on_disk[0].get("challenger") == metadata["challenger"]:

@@ -168,6 +168,9 @@ def main() -> None:
         Path("params.yaml"),
         version_tags=lineage_of(model, params).tags(),
     )
+    # The model card names the commit and data a champion came from; export copies these
+    # into the bundle without asking MLflow again.
+    registration = {**registration, "git_commit": registry.git_commit(), "data": data_versions}
     strict_json.write(params.paths.registration, registration)
     print(
         f"train: {params.model['_target_']} on {len(train_set)} rows; "
