@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -239,17 +240,38 @@ def sweep(params: Params, trials: int) -> dict[str, Any]:
         return {"run_id": parent.info.run_id, "params": best.params, "value": best.value}
 
 
-def run_experiment(best: dict[str, Any], name: str) -> None:
-    """Run the pipeline with the best trial's hyperparameters as a DVC experiment."""
+def shared_tracking_uri(params: Params) -> str:
+    """The tracking URI in effect, with a relative SQLite path made absolute.
+
+    ``dvc exp run --temp`` runs the pipeline in a temporary copy of the project, where
+    the laptop default ``sqlite:///mlflow.db`` would name a new, throw-away database.
+    """
+    from . import registry
+
+    uri = registry.tracking_uri(params.mlflow)
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri.removeprefix(prefix)).resolve())
+    return uri
+
+
+def run_experiment(best: dict[str, Any], name: str, params: Params) -> None:
+    """Run the pipeline with the best trial's hyperparameters as a DVC experiment.
+
+    It runs in a temporary copy (``--temp``): the workspace keeps what it had, and
+    ``dvc exp apply <name>`` brings the experiment's results into it.
+    """
     settings = [f"model.{key}={override(value)}" for key, value in best["params"].items()]
-    command = [sys.executable, "-m", "dvc", "exp", "run", "--name", name]
+    command = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "--name", name]
     for setting in settings:
         command += ["-S", setting]
     print("sweep: " + " ".join(["dvc", *command[3:]]))
-    subprocess.run(command, check=True)
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": shared_tracking_uri(params)}
+    subprocess.run(command, check=True, env=environment)
     print(
         f"sweep: experiment {name} is in `dvc exp show`; the promotion gate decided on its "
-        "model. To keep these values, write them into conf/model/: "
+        f"model. `dvc exp apply {name}` brings it into the workspace; to keep these values, "
+        "write them into conf/model/: "
         + ", ".join(f"{key}: {override(value)}" for key, value in best["params"].items())
     )
 
@@ -272,7 +294,7 @@ def main() -> None:
         f"{best['value']:.4f} with {best['params']} (MLflow run {best['run_id']})"
     )
     if not args.no_experiment:
-        run_experiment(best, f"sweep-{best['run_id'][:8]}")
+        run_experiment(best, f"sweep-{best['run_id'][:8]}", params)
 
 
 if __name__ == "__main__":
