@@ -2,8 +2,9 @@
 
 The processes run ``dask`` from the generated project's environment with its
 ``sweep`` group (``uv run --group sweep``), so workers import the project's package
-as a real cluster's workers would. Every listener is told 127.0.0.1 (dashboards
-off); ``DaskCluster.stop`` ends each process group it started, whatever happened.
+as a real cluster's workers would. Every listener is told 127.0.0.1, dashboards
+too (``--no-dashboard`` would still bind their HTTP servers on 0.0.0.0, which the
+test checks with ``ss``); ``DaskCluster.stop`` ends each process group it started, whatever happened.
 """
 
 import re
@@ -48,7 +49,7 @@ class DaskCluster:
         """Start the scheduler, then ``workers`` single-threaded worker processes."""
         scheduler = self.spawn(
             "scheduler", "scheduler", "--host", "127.0.0.1",
-            "--port", str(self.scheduler_port), "--no-dashboard",
+            "--port", str(self.scheduler_port), "--dashboard-address", "127.0.0.1:0",
         )  # fmt: skip
         # The first `uv run --group sweep` installs the group: workers start after it.
         wait_until(
@@ -60,7 +61,7 @@ class DaskCluster:
         for number in range(workers):
             self.spawn(
                 f"worker-{number}", "worker", self.address, "--host", "127.0.0.1",
-                "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
+                "--nworkers", "1", "--nthreads", "1", "--dashboard-address", "127.0.0.1:0",
             )  # fmt: skip
         wait_until(
             lambda: len(self.worker_addresses()) == workers,

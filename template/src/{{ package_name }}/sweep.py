@@ -112,14 +112,15 @@ def dask_client(config: SweepConfig) -> Iterator[Client]:
             print(f"sweep: joined the Dask scheduler {address} ({workers} workers)")
             yield client
         return
-    # Loopback only, no dashboard: a laptop's sweep opens no port to the network.
+    # Loopback only, dashboards too (on a free port: None would still bind 8787, and
+    # `--no-dashboard` on the command line binds 0.0.0.0): no port opens to the network.
     with (
         LocalCluster(
             n_workers=config.local_workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         ) as cluster,
         Client(cluster) as client,
     ):
