@@ -4,7 +4,8 @@ The processes run ``dask`` from the generated project's environment with its
 ``sweep`` group (``uv run --group sweep``), so workers import the project's package
 as a real cluster's workers would. Every listener is told 127.0.0.1, dashboards
 too (``--no-dashboard`` would still bind their HTTP servers on 0.0.0.0, which the
-test checks with ``ss``); ``DaskCluster.stop`` ends each process group it started, whatever happened.
+test checks with ``ss``); ``DaskCluster.stop`` ends each process group it started,
+whatever happened.
 """
 
 import re
