@@ -16,11 +16,11 @@ so far, and no database is needed. MLflow keeps the durable record.
 """
 
 import argparse
-import warnings
 import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,7 +142,9 @@ def override(value: Any) -> str:
 
 def require_commit() -> None:
     """Stop before any trial runs when ``dvc exp run`` could not record the best one."""
-    head = subprocess.run(["git", "rev-parse", "--verify", "HEAD"], capture_output=True, check=False)
+    head = subprocess.run(
+        ["git", "rev-parse", "--verify", "HEAD"], capture_output=True, check=False
+    )
     if head.returncode != 0:
         raise SystemExit(
             "sweep: the repository has no commit yet, and `dvc exp run` needs one: "
@@ -209,9 +211,7 @@ def sweep(params: Params, trials: int) -> dict[str, Any]:
             }
         )
         # Sent once to every worker, not once per task.
-        fit_future, validation_future = client.scatter(
-            [fit_rows, validation_rows], broadcast=True
-        )
+        fit_future, validation_future = client.scatter([fit_rows, validation_rows], broadcast=True)
         futures = [
             client.submit(
                 run_trial,
