@@ -161,17 +161,6 @@ def test_promtool_checks_the_alert_rules_and_their_unit_tests_pass(render_projec
     assert result.returncode != 0
 
 
-def test_the_model_age_alert_fires_past_serve_max_model_age_days(render_project) -> None:
-    project = render_project()
-    days = yaml.safe_load((project / "conf" / "serve" / "default.yaml").read_text())[
-        "max_model_age_days"
-    ]
-    (rule,) = [rule for rule in alert_rules(project) if rule["alert"] == "ModelTooOld"]
-    threshold = re.fullmatch(r"max\(model_age_seconds\) > ([\d.]+) \* 86400", rule["expr"].strip())
-    assert threshold is not None, rule["expr"]
-    assert float(threshold.group(1)) == float(days)
-
-
 def with_tiny_thresholds(rules: dict, names: set[str]) -> dict:
     """``rules`` where each alert of ``names`` fires on anything above zero, at once."""
     tiny = copy.deepcopy(rules)
