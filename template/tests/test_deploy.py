@@ -13,9 +13,8 @@ def test_the_model_age_alert_fires_past_serve_max_model_age_days() -> None:
         "max_model_age_days"
     ]
     rules = yaml.safe_load((PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
-    (rule,) = [
-        rule for group in rules["groups"] for rule in group["rules"] if rule["alert"] == "ModelTooOld"
-    ]
+    every_rule = [rule for group in rules["groups"] for rule in group["rules"]]
+    (rule,) = [rule for rule in every_rule if rule["alert"] == "ModelTooOld"]
     threshold = re.fullmatch(r"max\(model_age_seconds\) > ([\d.]+) \* 86400", rule["expr"].strip())
     assert threshold is not None, f"unexpected ModelTooOld expression: {rule['expr']}"
     assert float(threshold.group(1)) == float(days), (
