@@ -19,6 +19,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -31,7 +32,15 @@ import pandas as pd
 from distributed import Client, LocalCluster, as_completed, get_worker
 from optuna_integration.dask import DaskStorage
 
-from .config import Choices, FloatRange, IntRange, Params, SweepConfig, load_params
+from .config import (
+    Choices,
+    FloatRange,
+    IntRange,
+    Params,
+    SweepConfig,
+    compose_params,
+    load_params,
+)
 from .data import split
 from .evaluate import score
 from .train import fit
@@ -256,13 +265,15 @@ def shared_tracking_uri(params: Params) -> str:
     return uri
 
 
-def run_experiment(best: dict[str, Any], name: str, params: Params) -> None:
+def run_experiment(best: dict[str, Any], name: str, params: Params, model: str | None) -> None:
     """Run the pipeline with the best trial's hyperparameters as a DVC experiment.
 
     It runs in a temporary copy (``--temp``): the workspace keeps what it had, and
     ``dvc exp apply <name>`` brings the experiment's results into it.
     """
-    settings = [f"model.{key}={override(value)}" for key, value in best["params"].items()]
+    # The model group first: the values are hyperparameters of the model swept.
+    settings = [f"model={model}"] if model else []
+    settings += [f"model.{key}={override(value)}" for key, value in best["params"].items()]
     command = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "--name", name]
     for setting in settings:
         command += ["-S", setting]
@@ -272,7 +283,7 @@ def run_experiment(best: dict[str, Any], name: str, params: Params) -> None:
     print(
         f"sweep: experiment {name} is in `dvc exp show`; the promotion gate decided on its "
         f"model. `dvc exp apply {name}` brings it into the workspace; to keep these values, "
-        "write them into conf/model/: "
+        f"write them into conf/model/{f'{model}.yaml' if model else ''}: "
         + ", ".join(f"{key}: {override(value)}" for key, value in best["params"].items())
     )
 
@@ -282,10 +293,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--trials", type=int, help="trials to run (default: sweep.trials)")
     parser.add_argument(
+        "--model", help="a config of conf/model/ to sweep instead of the configured one"
+    )
+    parser.add_argument(
         "--no-experiment", action="store_true", help="log the trials, run no DVC experiment"
     )
     args = parser.parse_args()
     params = load_params()
+    if args.model:
+        # Composed aside: params.yaml keeps describing the workspace's own run.
+        with tempfile.TemporaryDirectory() as scratch:
+            composed = Path(scratch) / "params.yaml"
+            compose_params([f"model={args.model}"], output=composed)
+            params = load_params(composed)
     trials = args.trials or params.sweep.trials
     if not args.no_experiment:
         require_commit()
@@ -295,7 +315,7 @@ def main() -> None:
         f"{best['value']:.4f} with {best['params']} (MLflow run {best['run_id']})"
     )
     if not args.no_experiment:
-        run_experiment(best, f"sweep-{best['run_id'][:8]}", params)
+        run_experiment(best, f"sweep-{best['run_id'][:8]}", params, args.model)
 
 
 if __name__ == "__main__":
