@@ -89,6 +89,19 @@ def run_make(
     return result
 
 
+def in_project(project: Path, *command: str) -> subprocess.CompletedProcess:
+    """Run a command with the project's own interpreter and tools."""
+    result = subprocess.run(
+        [str(project / ".venv" / "bin" / command[0]), *command[1:]],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
 def hadolint(project: Path, dockerfile: str) -> subprocess.CompletedProcess:
     """Lint a generated Dockerfile with hadolint (a dev dependency), warnings and infos too."""
     linter = Path(sys.executable).parent / "hadolint"

@@ -11,24 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import developer_environment, run_make, uv_executable
+from conftest import developer_environment, in_project, run_make, uv_executable
 
 pytestmark = pytest.mark.e2e
 
 PARAMS_AS_JSON = "import json, yaml; print(json.dumps(yaml.safe_load(open('params.yaml'))))"
-
-
-def in_project(project: Path, *command: str) -> subprocess.CompletedProcess:
-    """Run a command with the project's own interpreter and tools."""
-    result = subprocess.run(
-        [str(project / ".venv" / "bin" / command[0]), *command[1:]],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def test_the_first_pipeline_runs_every_stage(trained_project) -> None:

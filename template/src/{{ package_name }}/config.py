@@ -8,7 +8,7 @@ the values the code uses.
 
 import argparse
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -305,6 +305,39 @@ class ReportConfig(Strict):
     max_points: int = Field(ge=10)
     # None: the evaluation's primary metric.
     chart_metric: str | None = None
+class IntRange(Strict):
+    """Whole numbers from ``low`` to ``high``; ``log`` samples orders of magnitude evenly."""
+
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+
+
+class FloatRange(Strict):
+    """Real numbers from ``low`` to ``high``; ``log`` samples orders of magnitude evenly."""
+
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+
+
+class Choices(Strict):
+    """One of the listed values."""
+
+    type: Literal["categorical"]
+    choices: list[Any] = Field(min_length=1)
+
+
+class SweepConfig(Strict):
+    """What ``make sweep`` searches (``space``: hyperparameters of the configured model)."""
+
+    trials: int = Field(ge=1)
+    validation_size: float = Field(gt=0.0, lt=1.0)
+    local_workers: int = Field(ge=1)
+    connect_timeout_seconds: float = Field(gt=0)
+    space: dict[str, Annotated[IntRange | FloatRange | Choices, Field(discriminator="type")]]
 
 
 class Params(Strict):
@@ -323,6 +356,7 @@ class Params(Strict):
     monitor: MonitorConfig
     ml_test_score: MlTestScoreConfig
     report: ReportConfig
+    sweep: SweepConfig
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
