@@ -305,6 +305,8 @@ class ReportConfig(Strict):
     max_points: int = Field(ge=10)
     # None: the evaluation's primary metric.
     chart_metric: str | None = None
+
+
 class IntRange(Strict):
     """Whole numbers from ``low`` to ``high``; ``log`` samples orders of magnitude evenly."""
 
