@@ -9,6 +9,7 @@ starts is stopped at the end, also when it fails.
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,41 @@ print(json.dumps([
 """
 
 
+# The registry's aliases, read (no argument) or set back (a JSON argument).
+ALIASES = """
+import json, sys, mlflow
+from {package}.config import load_params
+from {package}.registry import tracking_uri
+params = load_params()
+mlflow.set_tracking_uri(tracking_uri(params.mlflow))
+client = mlflow.MlflowClient()
+name = params.mlflow.registered_model_name
+for alias, version in json.loads(sys.argv[1]).items() if len(sys.argv) > 1 else ():
+    client.set_registered_model_alias(name, alias, version)
+print(json.dumps(client.get_registered_model(name).aliases))
+"""
+
+
+def package_of(project: Path) -> str:
+    return yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
+
+
+def registry_aliases(project: Path, *restore: str) -> dict[str, str]:
+    """The registry's aliases and their versions, after setting ``restore`` (JSON) if given."""
+    script = ALIASES.format(package=package_of(project))
+    return json.loads(in_project(project, "python", "-c", script, *restore).stdout.splitlines()[-1])
+
+
+@pytest.fixture
+def registry_kept(trained_project) -> Iterator[dict[str, str]]:
+    """Set the registry's aliases back afterwards: the sweep's experiment registers a
+    challenger (and may promote it), and other tests share the trained project."""
+    project, _ = trained_project
+    before = registry_aliases(project)
+    yield before
+    registry_aliases(project, json.dumps(before))
+
+
 @pytest.fixture
 def dask_cluster(trained_project, tmp_path: Path):
     """A scheduler and two single-threaded workers on 127.0.0.1, stopped afterwards."""
@@ -60,13 +96,12 @@ def commit_everything(project: Path) -> None:
 
 def mlflow_runs(project: Path) -> list[dict]:
     """The runs MLflow holds for the project, read with the project's own interpreter."""
-    package = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
-    probe = in_project(project, "python", "-c", RUNS_AS_JSON.format(package=package))
+    probe = in_project(project, "python", "-c", RUNS_AS_JSON.format(package=package_of(project)))
     return json.loads(probe.stdout.strip().splitlines()[-1])
 
 
 def test_make_sweep_runs_its_trials_on_the_dask_cluster_it_is_pointed_at(
-    trained_project, dask_cluster: DaskCluster
+    trained_project, registry_kept: dict[str, str], dask_cluster: DaskCluster
 ) -> None:
     project, _ = trained_project
     listeners = dask_cluster.listeners()
@@ -134,3 +169,5 @@ def test_make_sweep_runs_its_trials_on_the_dask_cluster_it_is_pointed_at(
     # Its training run reached the same MLflow store; its evaluate stage is the gate.
     trained = [run for run in mlflow_runs(project) if run["tags"].get("dvc.experiment") == name]
     assert trained, "the experiment's training run is not in MLflow"
+    # It registered its model as the new challenger, which only the gate could promote.
+    assert registry_aliases(project)["challenger"] != registry_kept["challenger"]
