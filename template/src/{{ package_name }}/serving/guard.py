@@ -102,7 +102,7 @@ class PredictionRoute:
             keys = list(document)[:MAX_PROBLEMS] if isinstance(document, dict) else []
             raise Refusal(
                 400,
-                {"error": f'a batch is {{"records": [...]}} and nothing else; got keys {keys}'},
+                {"error": 'a batch is {"records": [...]} and nothing else; got keys ' + str(keys)},
                 ["other"],
             )
         records = document["records"]
