@@ -1,5 +1,6 @@
 """Fixtures that render the template with copier's Python API, as a user would."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -8,7 +9,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -186,13 +187,10 @@ def wait_until_ready(url: str, seconds: float, process: subprocess.Popen | None 
     pytest.fail(f"{url} was not ready within {seconds} s")
 
 
-def served_answers(
-    project: Path, bodies: list[bytes], log: str = "logs/own-data-test.jsonl"
-) -> list[tuple[int, dict]]:
-    """Start the project's service (`make serve`) on a loopback port, post each body, stop it.
-
-    The service logs the predictions to ``log`` (relative to the project).
-    """
+@contextlib.contextmanager
+def make_serve(project: Path, log: str, startup_seconds: float = STARTUP_SECONDS) -> Iterator[str]:
+    """The project's own `make serve` on a free loopback port (its URL), logging its
+    predictions to ``log`` (relative to the project); stopped afterwards, whatever happens."""
     from team_stack import free_port  # boto3 behind it: imported only when serving
 
     port = free_port()
@@ -211,8 +209,19 @@ def served_answers(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(url, STARTUP_SECONDS, process)
-        return [post_json(f"{url}/predict", body) for body in bodies]
+        wait_until_ready(url, startup_seconds, process)
+        yield url
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=60)
+
+
+def served_answers(
+    project: Path, bodies: list[bytes], log: str = "logs/own-data-test.jsonl"
+) -> list[tuple[int, dict]]:
+    """Start the project's service (`make serve`) on a loopback port, post each body, stop it.
+
+    The service logs the predictions to ``log`` (relative to the project).
+    """
+    with make_serve(project, log) as url:
+        return [post_json(f"{url}/predict", body) for body in bodies]

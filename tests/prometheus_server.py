@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import developer_environment, uv_executable, wait_until_ready
+from conftest import make_serve
 from team_stack import free_port, stop_process, wait_until
 
 
@@ -98,23 +98,5 @@ class Prometheus:
 @contextlib.contextmanager
 def served(project: Path, startup_seconds: float = 120) -> Iterator[str]:
     """The project's ``make serve`` on a free loopback port (its URL); stopped afterwards."""
-    port = free_port()
-    environment = {
-        **developer_environment(),
-        "BENTOML_HOME": str(project / ".bentoml-test"),
-        "PREDICTION_LOG": str(project / "logs" / "prometheus-test.jsonl"),
-    }
-    process = subprocess.Popen(
-        ["make", "--no-print-directory", "serve", f"PORT={port}", f"UV={uv_executable()}"],
-        cwd=project,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, startup_seconds, process)
+    with make_serve(project, "logs/prometheus-test.jsonl", startup_seconds) as url:
         yield url
-    finally:
-        stop_process(process)
