@@ -26,7 +26,7 @@ from sklearn.preprocessing import label_binarize
 
 from . import strict_json
 from .config import EvaluateConfig, Params, load_params
-from .train import Lineage, features_and_target, input_columns_of, lineage_change, lineage_of
+from .train import Lineage, input_columns_of, lineage_change, lineage_of
 
 if TYPE_CHECKING:  # MLflow takes seconds to import; the gate and the report need none of it
     from mlflow import MlflowClient
@@ -104,8 +104,12 @@ def slice_scores(model: Pipeline, table: pd.DataFrame, params: Params) -> dict:
 
 
 def plot_tables(model: Pipeline, table: pd.DataFrame, params: Params) -> dict[Path, pd.DataFrame]:
-    """Rows behind the DVC plots: predictions (confusion or scatter) and ROC for classifiers."""
-    features, target = features_and_target(table, params)
+    """Rows behind the DVC plots: predictions (confusion or scatter) and ROC for classifiers.
+
+    ``model`` is given the columns it was fitted on: the report draws the champion,
+    which may have learned columns the configuration no longer lists.
+    """
+    features, target = table[input_columns_of(model, params)], table[params.data.target]
     predicted = model.predict(features)
     predictions = pd.DataFrame({"actual": target, "predicted": predicted})
     if not params.data.is_classification:
