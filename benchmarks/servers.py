@@ -32,26 +32,32 @@ def wait_ready(url: str, poll_seconds: float = 0.5, path: str = "/readyz") -> No
     raise TimeoutError(f"{url} not ready within {READY_SECONDS} s")
 
 
-def session_cpu_seconds(session: int) -> float:
-    """CPU time (user and system) of every live process of a session: a server and its
-    workers, which it starts in its own session."""
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user and system) of a live process and all its descendants: a server and
+    its workers (BentoML's run in sessions of their own, so a session is not enough)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    parents, times = {}, {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             # The command name (field 2) may hold spaces: split after its closing parenthesis.
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) == session:
-            total += (int(fields[11]) + int(fields[12])) / ticks
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    total, frontier = 0.0, [root]
+    while frontier:
+        pid = frontier.pop()
+        total += times.get(pid, 0.0)
+        frontier += [child for child, parent in parents.items() if parent == pid]
     return total
 
 
 @contextmanager
 def served(command: list[str], cwd: Path, env: dict[str, str]) -> Iterator[int]:
-    """Run a server process for the ``with`` block, yielding its session id (its pid); stop
-    it and its children afterwards."""
+    """Run a server process for the ``with`` block, yielding its pid; stop it and its
+    children afterwards."""
     process = subprocess.Popen(
         command,
         cwd=cwd,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from copier import run_copy
 from report import serving_table
-from servers import free_port, served, session_cpu_seconds, wait_ready
+from servers import free_port, served, tree_cpu_seconds, wait_ready
 from startup import RUNS, summary, user_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,18 +90,18 @@ def measure(server: dict, project: Path, env: dict) -> dict:
     """Start one server, load it at each concurrency, stop it."""
     port = free_port()
     command = [part.replace("{port}", str(port)) for part in server["command"]]
-    with served(command, project, {**env, **server.get("env", {})}) as session:
+    with served(command, project, {**env, **server.get("env", {})}) as server_pid:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, path=server["ready"])
         target, body = f"{url}{server['route']}", server["body"]
         load(target, body, CONCURRENCIES[0], project)  # warm-up, discarded
 
         def costed(connections: int) -> dict:
-            # The server's own CPU per request: a floor under its latency that wrk's
-            # share of the cores and the machine's other work do not move much.
-            before = session_cpu_seconds(session)
+            # The server's own CPU per request, workers included: a floor under its latency
+            # that wrk's share of the cores and the machine's other work do not move much.
+            before = tree_cpu_seconds(server_pid)
             figures = load(target, body, connections, project)
-            spent = session_cpu_seconds(session) - before
+            spent = tree_cpu_seconds(server_pid) - before
             return {**figures, "cpu_ms_per_request": 1000 * spent / max(figures["requests"], 1)}
 
         return {str(c): [costed(c) for _ in range(RUNS)] for c in CONCURRENCIES}
