@@ -97,7 +97,7 @@ def batch_type(record: type[BaseModel], max_batch_size: int) -> tuple[Any, type[
     return records, create_model("BatchRequest", __config__=STRICT, records=(records, ...))
 
 
-# A label is sent back with its own type: 1 stays 1, "Adelie" stays "Adelie".
+# A label is sent back with its own type: 1 stays 1, a text label stays text.
 Label = StrictBool | StrictInt | StrictFloat | StrictStr
 
 
