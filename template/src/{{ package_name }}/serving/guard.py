@@ -17,6 +17,7 @@ metrics and its concurrency limit included), so:
   Content-Security-Policy that allows nothing from elsewhere.
 """
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,12 @@ CONTENT_SECURITY_POLICY = (
     b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     b"connect-src 'self'; frame-ancestors 'none'"
 )
+
+
+@functools.cache
+def docs_file(name: str) -> bytes:
+    """A file of the API page, read once per worker: it never changes while serving."""
+    return (DOCS_PAGE / name).read_bytes()
 
 
 class Refusal(Exception):
@@ -227,7 +234,7 @@ class RequestGuard:
             return
         if path in DOCS_FILES:
             name, content_type = DOCS_FILES[path]
-            page = (DOCS_PAGE / name).read_bytes()
+            page = docs_file(name)
             policy = [(b"content-security-policy", CONTENT_SECURITY_POLICY)]
             await answer(send, 200, page, content_type, policy)
             return
