@@ -73,6 +73,11 @@ bench-startup: dev ## Time to first prediction, render, pipeline and test-suite 
 bench-floors: dev ## Costs under the startup targets: resolution, bytecode compilation, MLflow, BentoML
 	$(RUN) python benchmarks/floors.py
 
+.PHONY: bench-template
+bench-template: dev ## Time the template's own suite once on a fresh clone, as CI runs it (tens of minutes)
+	$(RUN) python benchmarks/template_suite.py
+	$(RUN) python benchmarks/report.py
+
 .PHONY: bench-scale
 bench-scale: dev ## The pipeline per stage on 100k and 1M synthetic rows: time and peak memory (3 runs)
 	$(RUN) python benchmarks/scale.py

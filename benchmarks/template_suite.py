@@ -1,0 +1,61 @@
+"""The template's own test suite, as CI runs it: one run on a fresh clone.
+
+Clones this repository's HEAD without tags into a temporary folder, removes any
+virtualenv the calling shell points at, and times `bash .ci/run` (which installs what
+the suite needs and runs `make test`) with CI=true. One run only: it takes tens of
+minutes, so the figure is one measurement, not a median. Writes
+benchmarks/results/template_suite.json and prints the table report.py publishes.
+
+Run with `make bench-template` (not part of `make bench`).
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from report import template_suite_table
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "template_suite.json"
+TARGET_S = 20 * 60.0
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="template-suite-") as scratch:
+        clone = Path(scratch) / "copier-mlops"
+        subprocess.run(["git", "clone", "--quiet", "--no-tags", str(ROOT), str(clone)], check=True)
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=clone,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dropped = ("VIRTUAL_ENV", "PYENV_VERSION", "UV")
+        env = {name: value for name, value in os.environ.items() if name not in dropped}
+        env["CI"] = "true"
+        log = Path(scratch) / "ci.log"
+        started = time.perf_counter()
+        with log.open("wb") as output:
+            result = subprocess.run(
+                ["bash", ".ci/run"], cwd=clone, env=env, stdout=output, stderr=output
+            )
+        seconds = time.perf_counter() - started
+        summary = [line for line in log.read_text().splitlines() if " in " in line][-2:]
+    report = {
+        "commit": commit,
+        "seconds": seconds,
+        "passed": result.returncode == 0,
+        "pytest_summaries": summary,
+        "target_s": TARGET_S,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(template_suite_table(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The pipeline, warm: ``python -m <package>.stages [dvc repro flags]`` (``make pipeline``).
+
+Starts the warm stage server in a private folder, runs ``dvc repro`` with its socket in
+the environment, and stops the server when DVC is done, whatever happened. The exit code
+is DVC's. When nothing changed, DVC runs no stage and the server's work is only wasted
+on the other core.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+from .run import SOCKET_VARIABLE, package
+
+
+def main() -> None:
+    """Run ``dvc repro`` with the arguments given, beside a warm stage server."""
+    with tempfile.TemporaryDirectory(prefix="stage-server-") as folder:
+        path = os.path.join(folder, "socket")
+        log_path = os.path.join(folder, "server.log")
+        with open(log_path, "wb") as log:
+            server = subprocess.Popen(
+                [sys.executable, "-m", f"{package()}.stages.server", path],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            exit_code = subprocess.call(
+                [sys.executable, "-m", "dvc", "repro", *sys.argv[1:]],
+                env={**os.environ, SOCKET_VARIABLE: path},
+            )
+        except KeyboardInterrupt:
+            exit_code = 130
+        finally:
+            server.terminate()
+            server.wait()
+        with open(log_path) as log:
+            # What the server could not load: the stage that needed it said why.
+            sys.stderr.write(log.read())
+    sys.exit(exit_code)
+
+
+if __name__ == "__main__":
+    main()
