@@ -22,7 +22,7 @@ import signal
 import socket
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import yaml
@@ -68,12 +68,16 @@ def stage_modules(dvc_file: Path) -> list[str]:
     return modules
 
 
+def qualified(name: str) -> str:
+    """A module name of the tables above in full: ``.registry`` is the project's."""
+    return f"{package()}{name}" if name.startswith(".") else name
+
+
 def imports(modules: list[str]) -> Iterator[str]:
     """What to import, in the order the stages need it."""
     for module in modules:
         yield f"{package()}.{module}"
-        for name in IMPORTED_LATER.get(module, ()):
-            yield f"{package()}{name}" if name.startswith(".") else name
+        yield from (qualified(name) for name in IMPORTED_LATER.get(module, ()))
 
 
 def preload(name: str) -> None:
@@ -167,7 +171,7 @@ class Server:
             caller.sendall(json.dumps({"exit_code": exit_code_of(status)}).encode() + b"\n")
         caller.close()
 
-    def serve(self, pending: Iterator[str]) -> tuple[dict, list[int]] | None:
+    def serve(self, pending: Iterable[str]) -> tuple[dict, list[int]]:
         """Serve until stopped; return only in a forked child, with its request."""
         pending = iter(pending)
         loading = True
@@ -199,11 +203,9 @@ def main() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = Server(sys.argv[1])
-    child = server.serve(imports(stage_modules(dvc_file)))
-    if child is not None:
-        request, streams = child
-        become_stage(request, streams)
-        run_here(request["module"], request["args"])
+    request, streams = server.serve(imports(stage_modules(dvc_file)))
+    become_stage(request, streams)
+    run_here(request["module"], request["args"])
 
 
 if __name__ == "__main__":
