@@ -180,7 +180,8 @@ def floors_table(report: dict) -> str:
     """The measured costs under the startup figures."""
     lines = [row(["Cost", "Median", "Min", "Max"]), row(["---", *["---:"] * 3])]
     for name, label in FLOOR_LABELS.items():
-        lines.append(row([label, *spread(report["figures"][name])]))
+        if name in report["figures"]:  # a results file older than the row has not got it
+            lines.append(row([label, *spread(report["figures"][name])]))
     files = report["figures"]["precompiled_files"]["median"]
     return "\n".join(lines) + f"\n\nSeconds; {report['runs']} fresh renders; {files:,.0f} files."
 

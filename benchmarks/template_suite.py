@@ -12,6 +12,7 @@ Run with `make bench-template` (not part of `make bench`).
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -45,7 +46,8 @@ def main() -> None:
                 ["bash", ".ci/run"], cwd=clone, env=env, stdout=output, stderr=output
             )
         seconds = time.perf_counter() - started
-        summary = [line for line in log.read_text().splitlines() if " in " in line][-2:]
+        pytest_summary = re.compile(r"^=+ .* in [\d.]+s.* =+$")
+        summary = [line for line in log.read_text().splitlines() if pytest_summary.match(line)]
     report = {
         "commit": commit,
         "seconds": seconds,

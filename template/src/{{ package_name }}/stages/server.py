@@ -29,11 +29,12 @@ import yaml
 
 from .run import package, run_here
 
-# What a stage loads after it starts, by stage module: loaded right after that module.
-# The stages import these inside functions, so that one run on its own loads only what it
-# uses. A name starting with a dot is the project's; "module:function" is called too.
+# What a stage loads after it starts, by its command in dvc.yaml (after `stages.run`):
+# loaded right after the stage's module, so in the order the stages run. The stages
+# import these inside functions, so that one run on its own loads only what it uses.
+# A name starting with a dot is the project's; "module:function" is called too.
 IMPORTED_LATER = {
-    "data": ("sklearn.model_selection",),
+    "data split": ("sklearn.model_selection",),
     "train": (
         ".registry",
         "mlflow.sklearn",
@@ -52,32 +53,34 @@ IMPORTED_LATER = {
 }
 
 
-def stage_modules(dvc_file: Path) -> list[str]:
-    """The project modules the stages of ``dvc_file`` run, in pipeline order, once each."""
+def stage_commands(dvc_file: Path) -> list[list[str]]:
+    """The commands the stages of ``dvc_file`` give ``stages.run``, in pipeline order."""
     runner = f"{package()}.stages.run"
-    modules: list[str] = []
+    found: list[list[str]] = []
     stages = (yaml.safe_load(dvc_file.read_text()) or {}).get("stages", {})
     for stage in stages.values():
         commands = stage.get("cmd", []) if isinstance(stage, dict) else []
         for command in [commands] if isinstance(commands, str) else commands:
             words = shlex.split(command)
             if runner in words[:-1]:
-                module = words[words.index(runner) + 1]
-                if module not in modules:
-                    modules.append(module)
-    return modules
+                found.append(words[words.index(runner) + 1 :])
+    return found
 
 
 def qualified(name: str) -> str:
-    """A module name of the tables above in full: ``.registry`` is the project's."""
+    """A module name of the table above in full: ``.registry`` is the project's."""
     return f"{package()}{name}" if name.startswith(".") else name
 
 
-def imports(modules: list[str]) -> Iterator[str]:
-    """What to import, in the order the stages need it."""
-    for module in modules:
-        yield f"{package()}.{module}"
-        yield from (qualified(name) for name in IMPORTED_LATER.get(module, ()))
+def imports(commands: list[list[str]]) -> Iterator[str]:
+    """What to import, once each, in the order the stages need it."""
+    seen: set[str] = set()
+    for words in commands:
+        later = IMPORTED_LATER.get(" ".join(words), IMPORTED_LATER.get(words[0], ()))
+        for name in [f"{package()}.{words[0]}", *map(qualified, later)]:
+            if name not in seen:
+                seen.add(name)
+                yield name
 
 
 def preload(name: str) -> None:
@@ -203,7 +206,7 @@ def main() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = Server(sys.argv[1])
-    request, streams = server.serve(imports(stage_modules(dvc_file)))
+    request, streams = server.serve(imports(stage_commands(dvc_file)))
     become_stage(request, streams)
     run_here(request["module"], request["args"])
 
