@@ -167,7 +167,7 @@ def serving_table(report: dict) -> str:
 FLOOR_LABELS = {
     "resolve": "uv resolving the dependencies from the package index (no lockfile yet)",
     "resolve_cache": "The same from uv's cache alone (`--offline`, tried first by `make setup`)",
-    "first_imports_fresh": "Importing pandas, pandera, scikit-learn, MLflow: fresh environment",
+    "first_imports_fresh": "Loading what the stages import (the stage server): new environment",
     "first_imports_cached": "The same imports, bytecode cached",
     "bytecode_compile": "**Bytecode compilation on first import** (difference of the two)",
     "mlflow_store_created": "Import MLflow and create the SQLite store (first pipeline run)",
