@@ -13,6 +13,21 @@ import tempfile
 
 from .run import SOCKET_VARIABLE, package
 
+# How long a terminated server may take to go: it exits on SIGTERM at once (see
+# server.stop_at_once_on_sigterm), so this is only the backstop before SIGKILL.
+STOP_GRACE_S = 10
+
+
+def stop(server: subprocess.Popen) -> None:
+    """Stop the server, killing it if it has not gone within STOP_GRACE_S."""
+    server.terminate()
+    try:
+        server.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+        print("stage server: killed, it did not stop when asked", file=sys.stderr)
+
 
 def main() -> None:
     """Run ``dvc repro`` with the arguments given, beside a warm stage server."""
@@ -34,8 +49,7 @@ def main() -> None:
         except KeyboardInterrupt:
             exit_code = 130
         finally:
-            server.terminate()
-            server.wait()
+            stop(server)
         with open(log_path) as log:
             # What the server could not load: the stage that needed it said why.
             sys.stderr.write(log.read())

@@ -197,6 +197,23 @@ class Server:
                     preload(name)
 
 
+def stop_at_once_on_sigterm() -> None:
+    """Make SIGTERM end this process at once, whatever it is importing.
+
+    Not ``sys.exit``: the SystemExit it raises lands inside whatever import is running,
+    and a C extension's initialisation turns it into an ImportError ("initialization
+    failed", as scipy's pybind11 modules do), which ``preload`` reports and goes on; the
+    server then waits for stages forever, and so does ``make pipeline``. The server keeps
+    nothing worth a clean shutdown: its stages are processes of their own.
+    """
+
+    def stop(_signum: int, _frame: object) -> None:
+        sys.stderr.flush()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
     """Serve stages on the socket named on the command line until terminated."""
     if len(sys.argv) not in (2, 3):
@@ -204,7 +221,7 @@ def main() -> None:
     dvc_file = Path(sys.argv[2] if len(sys.argv) == 3 else "dvc.yaml")
     # Figures go to files: no display is looked for when matplotlib loads.
     os.environ.setdefault("MPLBACKEND", "Agg")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    stop_at_once_on_sigterm()
     server = Server(sys.argv[1])
     request, streams = server.serve(imports(stage_commands(dvc_file)))
     become_stage(request, streams)
