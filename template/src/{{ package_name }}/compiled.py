@@ -16,7 +16,7 @@ scikit-learn behind the same numpy preprocessing, and the runtime record says wh
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -124,9 +124,19 @@ class Preprocessor:
     """The fitted preprocessing, applied with numpy to a micro-batch of request rows."""
 
     def __init__(self, spec: dict) -> None:
-        """Prepare lookup tables once: encoding a row is then a dict lookup per column."""
+        """Prepare lookup tables once: encoding a row is then a dict lookup per column.
+
+        The team's derived-feature functions (and pandas, which they take) are loaded
+        here, not on the first request: a service is ready when it says so, and a
+        function missing from ``derived_features.py`` stops it starting.
+        """
         self.columns: dict[str, str] = spec["columns"]
         self.derived: list[str] = spec["derived"]
+        self.functions: dict[str, Callable] = {}
+        if self.derived:
+            from .features import derived_feature
+
+            self.functions = {name: derived_feature(name) for name in self.derived}
         self.blocks = spec["blocks"]
         self.width = 0
         for block in self.blocks:
@@ -151,8 +161,6 @@ class Preprocessor:
         """
         import pandas as pd
 
-        from .features import derived_feature
-
         data = {}
         for column, dtype in self.columns.items():
             values = [row.get(column) for row in rows]
@@ -166,8 +174,8 @@ class Preprocessor:
                 )
         frame = pd.DataFrame(data, copy=False)
         return {
-            name: np.asarray(derived_feature(name)(frame), dtype=np.float64)
-            for name in self.derived
+            name: np.asarray(function(frame), dtype=np.float64)
+            for name, function in self.functions.items()
         }
 
     def transform(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:

@@ -5,15 +5,15 @@ this module only wires the ones listed in ``conf/data/`` into the model.
 """
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from . import derived_features
 from .config import DataConfig
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 DerivedFeature = Callable[[pd.DataFrame], pd.Series]
 
@@ -41,8 +41,15 @@ def add_derived_features(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return frame.assign(**{name: function(frame) for name, function in functions.items()})
 
 
-def build_preprocessor(data: DataConfig) -> Pipeline:
+def build_preprocessor(data: DataConfig) -> "Pipeline":
     """Derive features, impute and scale numbers, impute and one-hot encode categories."""
+    # scikit-learn is loaded here, not with the module: the service computes derived
+    # features with the functions above and would otherwise load it (2-3 s) for nothing.
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
     numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
     categorical = make_pipeline(
         SimpleImputer(strategy="most_frequent"),

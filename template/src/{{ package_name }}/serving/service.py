@@ -2,7 +2,8 @@
 
 ``bentoml serve {package}.serving.service:ModelService`` (``make serve``) loads the
 bundle in ``MODEL_BUNDLE`` (default ``models/champion``), after checking its files.
-No pandas runs per request: validated records go to the compiled model as rows.
+Validated records go to the compiled model as rows; pandas runs per request only for
+the team's derived features, on a small frame.
 Every answer carries a ``request_id``; sampled predictions are appended to the
 prediction log under the same id. With ``serve.canary`` on and a challenger in the
 bundle, the challenger answers a share of requests (split) or predicts them unseen

@@ -36,6 +36,10 @@ from .run import package, run_here
 IMPORTED_LATER = {
     "data split": ("sklearn.model_selection",),
     "train": (
+        # features.build_preprocessor's (the service imports features without them).
+        "sklearn.compose",
+        "sklearn.impute",
+        "sklearn.preprocessing",
         ".registry",
         "mlflow.sklearn",
         # MLflow's SQL stores, opened by every stage that tracks or registers.
