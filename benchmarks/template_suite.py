@@ -5,7 +5,8 @@ Clones this repository's HEAD without tags into a temporary folder and times
 no PYENV_VERSION and the caller's VIRTUAL_ENV left in place (under `make` it is the
 template's own: a stray one, as CI runners may have), the way CI runs it. One run only:
 it takes tens of minutes, so the figure is one measurement, not a median. Writes
-benchmarks/results/template_suite.json and prints the table report.py publishes.
+benchmarks/results/template_suite.json, keeps the run's log in the temporary folder
+(template-suite.log) and prints the table report.py publishes.
 
 Run with `make bench-template` (not part of `make bench`).
 """
@@ -48,6 +49,11 @@ def main() -> None:
         seconds = time.perf_counter() - started
         pytest_summary = re.compile(r"^=+ .* in [\d.]+s.* =+$")
         summary = [line for line in log.read_text().splitlines() if pytest_summary.match(line)]
+        # The clone goes with the scratch folder; its log (pytest's slowest tests, or why
+        # it failed) stays for reading.
+        kept = Path(tempfile.gettempdir()) / "template-suite.log"
+        kept.write_bytes(log.read_bytes())
+        print(f"log: {kept}")
     report = {
         "commit": commit,
         "seconds": seconds,
