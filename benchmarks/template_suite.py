@@ -14,7 +14,9 @@ Run with `make bench-template` (not part of `make bench`).
 import json
 import os
 import re
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,9 +45,23 @@ def main() -> None:
         log = Path(scratch) / "ci.log"
         started = time.perf_counter()
         with log.open("wb") as output:
-            result = subprocess.run(
-                ["bash", ".ci/run"], cwd=clone, env=env, stdout=output, stderr=output
+            suite = subprocess.Popen(
+                ["bash", ".ci/run"],
+                cwd=clone,
+                env=env,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
             )
+            # Stopped early (Ctrl+C, kill), the suite goes too: an orphan would share the
+            # cores with whatever is measured next.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+            try:
+                returncode = suite.wait()
+            finally:
+                if suite.poll() is None:
+                    os.killpg(suite.pid, signal.SIGKILL)
+                    suite.wait()
         seconds = time.perf_counter() - started
         pytest_summary = re.compile(r"^=+ .* in [\d.]+s.* =+$")
         summary = [line for line in log.read_text().splitlines() if pytest_summary.match(line)]
@@ -57,7 +73,7 @@ def main() -> None:
     report = {
         "commit": commit,
         "seconds": seconds,
-        "passed": result.returncode == 0,
+        "passed": returncode == 0,
         "pytest_summaries": summary,
         "target_s": TARGET_S,
     }
