@@ -1,13 +1,19 @@
 # copier-mlops: the template's own tasks. `make help` lists them.
 # Two commands set everything up on a fresh Linux machine with Python and make:
 #   make demo   render a project with the defaults and run its golden path
-#   make test   the template's test suite
+#   make test   the template's tests: every fast one, and one end-to-end smoke
+# `make test-all` runs everything, each end-to-end scenario included (what CI runs).
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
 # uv: the one on PATH, else a private copy installed into .tools/ on first use.
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
+# One pytest worker per core; tests that share a costly fixture are grouped onto one
+# worker (xdist_group), and trained projects are made once for all workers.
+PYTEST := $(RUN) pytest -n auto --dist loadgroup
+# The benchmarks import the tests' helpers (tests/helpers/).
+BENCH := PYTHONPATH=tests $(RUN) python
 DEMO_DIR := .demo/ml-project
 PYTHON_CHOICES := 3.12 3.11 3.13
 
@@ -34,13 +40,16 @@ $(CURDIR)/.tools/bin/uv:
 dev: .venv ## Create the template's development environment
 
 .PHONY: test
-test: dev ## Run the template's tests: fast render tests, then the end-to-end golden path
-	$(RUN) pytest -m "not e2e"
-	$(RUN) pytest -m e2e
+test: dev ## Run the fast tests and one end-to-end smoke (render, setup, pipeline, test, serve)
+	$(PYTEST) -m "not e2e or smoke"
+
+.PHONY: test-all
+test-all: dev ## Run every test, each end-to-end scenario included (what CI runs; tens of minutes)
+	$(PYTEST)
 
 .PHONY: test-fast
-test-fast: dev ## Run only the fast tests (rendering, questions, docs)
-	$(RUN) pytest -m "not e2e"
+test-fast: dev ## Run only the fast tests (rendering, questions, docs), no end-to-end
+	$(PYTEST) -m "not e2e"
 
 .PHONY: demo
 demo: dev ## Render a project with the defaults into .demo/ and run its golden path
@@ -63,30 +72,30 @@ demo: dev ## Render a project with the defaults into .demo/ and run its golden p
 
 .PHONY: bench
 bench: bench-startup bench-floors bench-scale bench-serving ## Run every benchmark; results in benchmarks/results/, tables in the docs
-	$(RUN) python benchmarks/report.py
+	$(BENCH) benchmarks/report.py
 
 .PHONY: bench-startup
 bench-startup: dev ## Time to first prediction, render, pipeline and test-suite times (3 runs)
-	$(RUN) python benchmarks/startup.py
+	$(BENCH) benchmarks/startup.py
 
 .PHONY: bench-floors
 bench-floors: dev ## Costs under the startup targets: resolution, bytecode compilation, MLflow, BentoML
-	$(RUN) python benchmarks/floors.py
+	$(BENCH) benchmarks/floors.py
 
 .PHONY: bench-template
 bench-template: dev ## Time the template's own suite once on a fresh clone, as CI runs it (tens of minutes)
-	$(RUN) python benchmarks/template_suite.py
-	$(RUN) python benchmarks/report.py
+	$(BENCH) benchmarks/template_suite.py
+	$(BENCH) benchmarks/report.py
 
 .PHONY: bench-scale
 bench-scale: dev ## The pipeline per stage on 100k and 1M synthetic rows: time and peak memory (3 runs)
-	$(RUN) python benchmarks/scale.py
+	$(BENCH) benchmarks/scale.py
 
 .PHONY: bench-serving
 bench-serving: dev ## Benchmark the generated service against a FastAPI baseline (needs wrk)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } || \
 		{ echo "wrk is needed: sudo apt-get install wrk"; exit 1; }
-	$(RUN) python benchmarks/serving.py
+	$(BENCH) benchmarks/serving.py
 
 .PHONY: docs
 docs: dev ## Build the documentation site into site/ (strict: warnings fail)

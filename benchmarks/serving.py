@@ -30,8 +30,11 @@ from pathlib import Path
 
 from copier import run_copy
 from report import serving_table
-from servers import free_port, served, tree_cpu_seconds, wait_ready
-from startup import RUNS, summary, user_env
+from startup import RUNS, summary
+
+from helpers.commands import developer_environment as user_env
+from helpers.network import free_port, running, wait_until_ready
+from helpers.serving import STARTUP_SECONDS as READY_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
@@ -53,6 +56,28 @@ def run(command: list[str], cwd: Path, **options) -> subprocess.CompletedProcess
     """Run a command, echoing it, failing loudly."""
     print("+", " ".join(command), flush=True)
     return subprocess.run(command, cwd=cwd, check=True, **options)
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user and system) of a live process and all its descendants: a server and
+    its workers (BentoML's run in sessions of their own, so a session is not enough)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents, times = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (field 2) may hold spaces: split after its closing parenthesis.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    total, frontier = 0.0, [root]
+    while frontier:
+        pid = frontier.pop()
+        total += times.get(pid, 0.0)
+        frontier += [child for child, parent in parents.items() if parent == pid]
+    return total
 
 
 def parse_wrk(output: str) -> dict:
@@ -90,9 +115,9 @@ def measure(server: dict, project: Path, env: dict) -> dict:
     """Start one server, load it at each concurrency, stop it."""
     port = free_port()
     command = [part.replace("{port}", str(port)) for part in server["command"]]
-    with served(command, project, {**env, **server.get("env", {})}) as server_pid:
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(url, path=server["ready"])
+    with running(command, project, {**env, **server.get("env", {})}) as process:
+        server_pid, url = process.pid, f"http://127.0.0.1:{port}"
+        wait_until_ready(url, READY_SECONDS, process, path=server["ready"])
         target, body = f"{url}{server['route']}", server["body"]
         load(target, body, CONCURRENCIES[0], project)  # warm-up, discarded
 

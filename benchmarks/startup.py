@@ -24,7 +24,10 @@ from pathlib import Path
 
 import yaml
 from report import startup_table
-from servers import free_port, served, wait_ready
+
+from helpers.commands import developer_environment as user_env
+from helpers.network import free_port, running, wait_until_ready
+from helpers.serving import STARTUP_SECONDS as READY_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "startup.json"
@@ -39,21 +42,6 @@ TARGETS = {
     "pipeline_unchanged_s": 2.0,
     "test_suite_s": 30.0,
 }
-
-
-def user_env() -> dict[str, str]:
-    """The environment a generated project's make targets give its commands.
-
-    `make bench` runs under the template's `uv run`; a generated project's commands
-    must not see that virtualenv (it made them measurably slower and less like a
-    user's `make pipeline`). PYTHONDONTWRITEBYTECODE goes too, as the generated
-    Makefile unexports it.
-    """
-    own_bin = str(Path(sys.prefix) / "bin")
-    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != own_bin)
-    dropped = ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")
-    env = {name: value for name, value in os.environ.items() if name not in dropped}
-    return {**env, "PATH": path}
 
 
 def timed(command: list[str], cwd: Path) -> float:
@@ -82,8 +70,8 @@ def first_prediction(scratch: Path, uv: str) -> dict:
     bentoml = str(project / ".venv" / "bin" / "bentoml")
     command = [bentoml, "serve", f"{package}.serving.service:ModelService", "--port", str(port)]
     started = time.perf_counter()
-    with served([*command, "--host", "127.0.0.1"], project, env):
-        wait_ready(url, poll_seconds=0.1)
+    with running([*command, "--host", "127.0.0.1"], project, env) as process:
+        wait_until_ready(url, READY_SECONDS, process, interval=0.1)
         steps["service_ready"] = time.perf_counter() - started
         body = (project / "models" / "champion" / "example_request.json").read_bytes()
         request = urllib.request.Request(

@@ -1,36 +1,29 @@
 """The generated Dockerfile really builds and really serves, with podman and no registry.
 
-Base images are made locally (container_images.py) under the exact names the
-Dockerfile's FROM lines use, once per machine: podman keeps them between runs.
+The image is the one the CD workflow builds when run locally (the `serving_image`
+fixture): built once for both tests. Base images are made locally
+(helpers/container_images.py) under the exact names the Dockerfile's FROM lines use,
+once per machine: podman keeps them between runs.
 """
 
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import post_json, wait_until_ready
-from container_images import ensure_base_images, podman
-from team_stack import free_port
+from helpers.container_images import podman
+from helpers.network import free_port, post_json, wait_until_ready
 
-pytestmark = [pytest.mark.e2e, pytest.mark.container]
+pytestmark = [pytest.mark.e2e, pytest.mark.container, pytest.mark.xdist_group("serving-image")]
 
 READY_SECONDS = 180
 
 
-@pytest.mark.parametrize("trained_project", ["classification"], indirect=True)
-def test_the_image_builds_runs_as_non_root_and_serves_the_champion(
-    trained_project, tmp_path: Path
-) -> None:
-    project, _ = trained_project
-    ensure_base_images(project / "Dockerfile")
-    tag = f"localhost/{project.name}-test:{time.time_ns()}"
-    # Docker image format: OCI images cannot carry a HEALTHCHECK.
-    podman("build", "--pull=never", "--format", "docker", "-t", tag, str(project))
+def test_the_image_builds_runs_as_non_root_and_serves_the_champion(serving_image: dict) -> None:
+    project = serving_image["project"]
     name, port = f"served-{time.time_ns()}", free_port()
     try:
-        podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:3000", tag)
+        podman("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:3000", serving_image["image"])
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(url, READY_SECONDS)
         example = (project / "models" / "champion" / "example_request.json").read_bytes()
@@ -56,4 +49,3 @@ def test_the_image_builds_runs_as_non_root_and_serves_the_champion(
         assert podman("healthcheck", "run", name, check=False).returncode == 0
     finally:
         podman("rm", "-f", "-t", "0", name, check=False)
-        podman("rmi", "-f", tag, check=False)

@@ -24,9 +24,9 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from conftest import post_json
-from prometheus_server import Prometheus, require, served
-from team_stack import wait_until
+from helpers.network import post_json, wait_until
+from helpers.prometheus_server import Prometheus, require
+from helpers.serving import make_serve
 
 IMAGE = "registry.example.com/team/model:v1.2.3"
 # PromQL's own words: what is left of an expression without them are metric names.
@@ -175,9 +175,9 @@ def with_tiny_thresholds(rules: dict, names: set[str]) -> dict:
 @pytest.mark.e2e
 @pytest.mark.parametrize("trained_project", ["classification"], indirect=True)
 def test_prometheus_scrapes_make_serve_its_alerts_fire_and_every_panel_has_data(
-    trained_project, tmp_path: Path
+    project_copy: Path, tmp_path: Path
 ) -> None:
-    project, _ = trained_project
+    project = project_copy
     watched = {"ModelTooOld", "SchemaViolationsHigh"}
     rules = yaml.safe_load((project / "deploy" / "prometheus" / "alerts.yml").read_text())
     tiny = tmp_path / "tiny-thresholds.yml"
@@ -185,7 +185,7 @@ def test_prometheus_scrapes_make_serve_its_alerts_fire_and_every_panel_has_data(
     example = (project / "models" / "champion" / "example_request.json").read_bytes()
     broken = json.dumps({"unknown_column": 1}).encode()
     prometheus = Prometheus(tmp_path / "prometheus")
-    with served(project) as url:
+    with make_serve(project, "logs/prometheus-test.jsonl") as url:
         try:
             prometheus.start([url.removeprefix("http://")], [tiny])
             wait_until(lambda: prometheus.query("up == 1"), "a first scrape", timeout=30)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from copier import run_copy
 
-from conftest import TEMPLATE_ROOT, question_choices, render
+from helpers.template import TEMPLATE_ROOT, question_choices, render
 
 
 def test_the_docs_build_strictly(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import render, uv_executable
+from helpers.template import render, uv_executable
 
 PYENV_SHIM = '#!/bin/sh\necho "pyenv: uv: command not found" >&2\nexit 127\n'
 

@@ -1,10 +1,10 @@
 """A generated project scores itself on the ML Test Score, and the score tells the truth.
 
 The golden path scores each task's project with `make ml-test-score`. Here each
-property of the classification project is broken in turn (a feature turned into
-noise, unseeded training, a column of email addresses) and the checks that prove
-it run again: the rubric row drops to zero and its section loses the point, while
-every other row keeps its points. Each break is undone afterwards.
+property of the classification project is broken, each in its own copy of it (a
+feature turned into noise, unseeded training, a column of email addresses), and the
+checks that prove it run again: the rubric row drops to zero and its section loses
+the point, while every other row keeps its points.
 """
 
 import csv
@@ -13,15 +13,18 @@ import json
 import random
 import re
 import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from helpers.projects import TrainedProject
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.parametrize("trained_project", ["classification"], indirect=True),
+    # One worker scores the healthy copy once for every break.
+    pytest.mark.xdist_group("ml-test-score-breaks"),
 ]
 
 REPORT = Path("reports") / "ml_test_score.json"
@@ -49,20 +52,14 @@ def points(report: dict) -> dict[str, float]:
     return {row["id"]: row["points"] for row in report["rows"]}
 
 
-@contextmanager
-def edited(path: Path, change: Callable[[str], str]) -> Iterator[None]:
-    """Apply ``change`` to a file's text for the duration of the block."""
-    original = path.read_bytes()
+def edit(path: Path, change: Callable[[str], str]) -> None:
+    """Apply ``change`` to a file's text."""
     path.write_text(change(path.read_text()))
-    try:
-        yield
-    finally:
-        path.write_bytes(original)
 
 
 @pytest.fixture(scope="module")
-def healthy(trained_project) -> dict:
-    project, _ = trained_project
+def healthy(trained_project: TrainedProject, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    project = trained_project.copy(tmp_path_factory.mktemp("healthy") / "project")
     return scored_run(project, *CHECKS)
 
 
@@ -91,9 +88,9 @@ def rewrite_rows(text: str, change: Callable[[list[dict]], None]) -> str:
 
 
 def test_a_feature_turned_into_noise_loses_the_all_features_beneficial_point(
-    trained_project, healthy: dict
+    project_copy: Path, healthy: dict
 ) -> None:
-    project, _ = trained_project
+    project = project_copy
     source = source_csv(project)
 
     def body_mass_as_noise(rows: list[dict]) -> None:
@@ -103,27 +100,28 @@ def test_a_feature_turned_into_noise_loses_the_all_features_beneficial_point(
         for row, mass in zip(rows, masses, strict=True):
             row["body_mass_g"] = mass
 
-    with edited(source, lambda text: rewrite_rows(text, body_mass_as_noise)):
-        assert_broken(healthy, scored_run(project, *CHECKS), "data-2")
+    edit(source, lambda text: rewrite_rows(text, body_mass_as_noise))
+    assert_broken(healthy, scored_run(project, *CHECKS), "data-2")
 
 
-def test_unseeded_training_loses_the_reproducibility_point(trained_project, healthy: dict) -> None:
-    project, _ = trained_project
-    train = next((project / "src").glob("*/train.py"))
+def test_unseeded_training_loses_the_reproducibility_point(
+    project_copy: Path, healthy: dict
+) -> None:
+    train = next((project_copy / "src").glob("*/train.py"))
     unseeded = re.compile(r"^\s*estimator\.set_params\(random_state=.*\)$", re.MULTILINE)
-    with edited(train, lambda text: unseeded.sub("        pass", text)):
-        assert_broken(healthy, scored_run(project, *CHECKS), "infra-1")
+    edit(train, lambda text: unseeded.sub("        pass", text))
+    assert_broken(healthy, scored_run(project_copy, *CHECKS), "infra-1")
 
 
 def test_a_column_of_email_addresses_loses_the_meta_level_requirements_point(
-    trained_project, healthy: dict
+    project_copy: Path, healthy: dict
 ) -> None:
-    project, _ = trained_project
+    project = project_copy
     source = source_csv(project)
 
     def add_emails(rows: list[dict]) -> None:
         for number, row in enumerate(rows):
             row["contact"] = f"owner{number}@example.org"
 
-    with edited(source, lambda text: rewrite_rows(text, add_emails)):
-        assert_broken(healthy, scored_run(project, *CHECKS), "data-4")
+    edit(source, lambda text: rewrite_rows(text, add_emails))
+    assert_broken(healthy, scored_run(project, *CHECKS), "data-4")

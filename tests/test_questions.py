@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import COPIER_CONFIG, available_python_version, question_choices, render, run_make
+from helpers.commands import run_make
+from helpers.template import (
+    COPIER_CONFIG,
+    available_python_version,
+    question_choices,
+    render,
+)
 
 LONG = "x" * 65
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import hadolint, hooks_dir, question_choices, render
+from helpers.commands import hadolint
+from helpers.template import hooks_dir, question_choices, render
 
 CHOICE_QUESTIONS = ["license", "python_version", "ml_task"]
 EVERY_CHOICE = [(name, value) for name in CHOICE_QUESTIONS for value in question_choices(name)]

@@ -1,6 +1,6 @@
 """A reviewer opens the champion's model card and plots page, offline, in a real browser.
 
-Each task's shared trained project serves its test split, so `make monitor` has a
+A copy of each task's trained project serves its test split, so `make monitor` has a
 prediction log to chart; then headless Chromium, with the network switched off,
 opens both pages: every chart the report stage recorded must have drawn, and the
 pages may ask for nothing outside the project. Screenshots are kept (see browser.py).
@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from browser import assert_pages_draw, report_pages
-from conftest import run_make, served_answers
+from helpers.browser import assert_pages_draw, report_pages
+from helpers.commands import run_make
+from helpers.projects import TrainedProject
+from helpers.serving import served_answers
 
 pytestmark = pytest.mark.e2e
 
@@ -26,9 +28,11 @@ TASK_CHARTS = {
 LOG = "logs/report-test.jsonl"
 
 
-def test_the_card_and_the_plots_page_draw_every_chart_offline(trained_project) -> None:
-    project, first_run = trained_project
-    assert "Running stage 'report'" in first_run.stdout
+def test_the_card_and_the_plots_page_draw_every_chart_offline(
+    trained_project: TrainedProject, project_copy: Path
+) -> None:
+    project = project_copy
+    assert "Running stage 'report'" in trained_project.first_run
     params = yaml.safe_load((project / "params.yaml").read_text())
     facts, pages = report_pages(project)
     task = params["data"]["task"]

@@ -1,22 +1,22 @@
 """A sweep outgrows one machine: `make sweep` runs its Optuna trials on a real Dask cluster.
 
-A scheduler and two worker processes start on loopback from the trained project's
-own environment; `make sweep TRIALS=4` with DASK_SCHEDULER_ADDRESS joins them. MLflow
-must then hold one sweep run with a child per trial, each naming a worker of that
+A scheduler and two worker processes start on loopback from a copy of the trained
+project, with its own environment; `make sweep TRIALS=4` with DASK_SCHEDULER_ADDRESS
+joins them. MLflow must then hold one sweep run with a child per trial, each naming a worker of that
 cluster, and `dvc exp show` the best trial as an experiment. Every process the test
 starts is stopped at the end, also when it fails.
 """
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import in_project, run_make, uv_executable
-from dask_cluster import DaskCluster
+from helpers.commands import git, in_project, run_make
+from helpers.dask_cluster import DaskCluster
+from helpers.template import uv_executable
 
 pytestmark = [
     pytest.mark.e2e,
@@ -67,31 +67,14 @@ def registry_aliases(project: Path, *restore: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def registry_kept(trained_project) -> Iterator[dict[str, str]]:
-    """Set the registry's aliases back afterwards: the sweep's experiment registers a
-    challenger (and may promote it), and other tests share the trained project."""
-    project, _ = trained_project
-    before = registry_aliases(project)
-    yield before
-    registry_aliases(project, json.dumps(before))
-
-
-@pytest.fixture
-def dask_cluster(trained_project, tmp_path: Path):
+def dask_cluster(project_copy: Path, tmp_path: Path):
     """A scheduler and two single-threaded workers on 127.0.0.1, stopped afterwards."""
-    project, _ = trained_project
-    cluster = DaskCluster(project, uv_executable(), tmp_path / "dask")
+    cluster = DaskCluster(project_copy, uv_executable(), tmp_path / "dask")
     try:
         cluster.start(workers=WORKERS)
         yield cluster
     finally:
         cluster.stop()
-
-
-def commit_everything(project: Path) -> None:
-    """`dvc exp run` needs a commit to base the experiment on."""
-    for command in (["add", "-A"], ["commit", "--quiet", "--no-verify", "-m", "before the sweep"]):
-        subprocess.run(["git", *command], cwd=project, check=True, capture_output=True)
 
 
 def mlflow_runs(project: Path) -> list[dict]:
@@ -101,15 +84,18 @@ def mlflow_runs(project: Path) -> list[dict]:
 
 
 def test_make_sweep_runs_its_trials_on_the_dask_cluster_it_is_pointed_at(
-    trained_project, registry_kept: dict[str, str], dask_cluster: DaskCluster
+    project_copy: Path, dask_cluster: DaskCluster
 ) -> None:
-    project, _ = trained_project
+    project = project_copy
+    before = registry_aliases(project)
     listeners = dask_cluster.listeners()
     # Scheduler, and per worker a nanny and the worker itself.
     assert len(listeners) >= 1 + 2 * WORKERS, listeners
     assert all(address.startswith("127.0.0.1:") for address in listeners), listeners
     workers = dask_cluster.worker_addresses()
-    commit_everything(project)
+    # `dvc exp run` needs a commit to base the experiment on.
+    git(project, "add", "-A")
+    git(project, "commit", "--quiet", "--no-verify", "-m", "before the sweep")
 
     result = run_make(
         project, "sweep", f"TRIALS={TRIALS}", f"DASK_SCHEDULER_ADDRESS={dask_cluster.address}"
@@ -170,4 +156,4 @@ def test_make_sweep_runs_its_trials_on_the_dask_cluster_it_is_pointed_at(
     trained = [run for run in mlflow_runs(project) if run["tags"].get("dvc.experiment") == name]
     assert trained, "the experiment's training run is not in MLflow"
     # It registered its model as the new challenger, which only the gate could promote.
-    assert registry_aliases(project)["challenger"] != registry_kept["challenger"]
+    assert registry_aliases(project)["challenger"] != before["challenger"]

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import hadolint, question_choices, render
+from helpers.commands import hadolint
+from helpers.template import question_choices, render
 
 REMOTE_URLS = {"s3": "s3://", "gcs": "gs://", "azure": "azure://"}
 DVC_EXTRAS = {"s3": "dvc[s3]", "gcs": "dvc[gs]", "azure": "dvc[azure]"}

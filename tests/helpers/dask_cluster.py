@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from team_stack import free_port, stop_process, wait_until
+from helpers.network import free_port, stop_process, wait_until
 
 
 @dataclass

@@ -23,7 +23,7 @@ import yaml
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(
-    os.environ.get("BROWSER_ARTIFACTS", Path(__file__).resolve().parents[1] / ".test-artifacts")
+    os.environ.get("BROWSER_ARTIFACTS", Path(__file__).resolve().parents[2] / ".test-artifacts")
 )
 # The flags this closed network needs: nothing phones home, nothing resolves.
 FLAGS = [

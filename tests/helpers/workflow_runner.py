@@ -4,9 +4,12 @@ GitHub's runners are out of reach, so the workflow tests execute every `run:`
 step of every job in order, in a rendered project, with the environment GitHub
 would provide set to plausible values. `uses:` steps are stood in for by the
 local equivalent listed in ACTIONS; an action, expression or context the runner
-does not know fails the test, so a workflow cannot gain a step nobody ran.
+does not know fails the test, so a workflow cannot gain a step nobody ran. A `run:`
+step may be given the output of the very same command run earlier on the same project
+(``reused``): its summary is written as the step would write it, and the log says so.
 """
 
+import os
 import re
 import subprocess
 import tempfile
@@ -14,6 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from helpers.commands import git
+from helpers.container_images import SCRIPTS
+from helpers.template import uv_executable
+
+# CI's scoring step, word for word: the golden path's score of the same project is
+# reused for it rather than computed again (minutes).
+SCORING_STEP = 'make ml-test-score REPORT="$GITHUB_STEP_SUMMARY"'
 
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 
@@ -94,16 +105,24 @@ def stand_in(step: dict, project: Path, context: Context) -> None:
     raise UnsupportedStep(f"no local stand-in for {step['uses']}")
 
 
-def run_job(workflow: dict, job: dict, project: Path, context: Context) -> list[str]:
+def run_job(
+    workflow: dict, job: dict, project: Path, context: Context, reused: dict[str, str]
+) -> list[str]:
     """Run a job's steps in order; return a log line per step. Fails on the first failure."""
     with tempfile.TemporaryDirectory() as scratch:
-        return run_steps(workflow, job, project, context, scratch)
+        return run_steps(workflow, job, project, context, scratch, reused)
 
 
 def run_steps(
-    workflow: dict, job: dict, project: Path, context: Context, scratch: str
+    workflow: dict,
+    job: dict,
+    project: Path,
+    context: Context,
+    scratch: str,
+    reused: dict[str, str],
 ) -> list[str]:
-    """Run the steps of ``job``, keeping GitHub's per-step files in ``scratch``."""
+    """Run the steps of ``job``, keeping GitHub's per-step files in ``scratch``; a step
+    whose command is a key of ``reused`` appends that summary instead of running."""
     log = []
     env = {
         **context.env,
@@ -121,6 +140,11 @@ def run_steps(
         if "uses" in step:
             stand_in(step, project, context)
             log.append(f"stood in: {step['uses']}")
+            continue
+        if step["run"].strip() in reused:
+            with Path(env["GITHUB_STEP_SUMMARY"]).open("a") as summary:
+                summary.write(reused[step["run"].strip()])
+            log.append(f"reused: {name}")
             continue
         # Outside the project, as on GitHub: the work tree must stay as the steps leave it.
         files = {
@@ -179,3 +203,49 @@ def default_inputs(workflow: dict) -> dict[str, object]:
     """The workflow_dispatch inputs at their defaults."""
     dispatch = (workflow["on"] or {}).get("workflow_dispatch") or {}
     return {name: spec.get("default", "") for name, spec in (dispatch.get("inputs") or {}).items()}
+
+
+def github_env(scratch: Path) -> dict[str, str]:
+    """The variables GitHub's runner sets, with plausible values, plus local stand-ins;
+    the job summary and the pushed image go to ``scratch``."""
+    uv = uv_executable()
+    return {
+        **os.environ,
+        "PATH": f"{Path(uv).parent}{os.pathsep}{os.environ['PATH']}",
+        "UV": uv,
+        "CI": "true",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_REPOSITORY": "Acme-ML/Penguin-Model",
+        "GITHUB_REF_NAME": "v1.2.3",
+        "GITHUB_SHA": "0" * 40,
+        "GITHUB_ACTOR": "octocat",
+        "GITHUB_STEP_SUMMARY": str(scratch / "summary.md"),
+        # Stand-ins for the runner's docker: podman, pushing to an archive, not a registry.
+        "CONTAINER": "podman",
+        "CONTAINERS_CONF": str(SCRIPTS / "containers.conf"),
+        "PUSH_DESTINATION": f"oci-archive:{scratch / 'image.tar'}",
+    }
+
+
+def as_checked_out(project: Path) -> None:
+    """Leave ``project`` as actions/checkout would: committed, with origin/main."""
+    git(project, "add", "-A")
+    git(project, "commit", "--quiet", "--no-verify", "--allow-empty", "-m", "trained")
+    git(project, "update-ref", "refs/remotes/origin/main", "HEAD")
+
+
+def run_workflow(
+    project: Path, name: str, env: dict[str, str], reused: dict[str, str] | None = None
+) -> Context:
+    """Run every job of ``.github/workflows/<name>.yml`` as a manual dispatch."""
+    workflow = load_workflow(project / ".github" / "workflows" / f"{name}.yml")
+    context = Context(
+        event_name="workflow_dispatch",
+        inputs=default_inputs(workflow),
+        env=env,
+        github={"event_name": "workflow_dispatch", "base_ref": "", "actor": "octocat"},
+    )
+    for job_name, job in workflow["jobs"].items():
+        log = run_job(workflow, job, project, context, reused or {})
+        print(f"{name}/{job_name}:", *log, sep="\n  ")
+    return context

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
-from conftest import TEMPLATE_ROOT
+from helpers.template import TEMPLATE_ROOT
 
 RELEASE_HEADING = re.compile(r"^## (\d+\.\d+\.\d+) - ", re.MULTILINE)
 GIT_IDENTITY = {

@@ -1,7 +1,7 @@
 """Base images for container builds, made locally: no Docker engine, no registry.
 
 The generated Dockerfile builds FROM official images (python, uv). Here podman has
-no registry to pull them from, so tests/containers/ holds a recipe per image that
+no registry to pull them from, so tests/helpers/containers/ holds a recipe per image that
 makes a stand-in under the exact name the FROM line uses, once per machine: podman
 keeps them between runs.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import uv_executable
+from helpers.template import uv_executable
 
 SCRIPTS = Path(__file__).parent / "containers"
 PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(SCRIPTS / "containers.conf")}
@@ -91,7 +91,7 @@ def ensure_image(name: str) -> None:
     elif uv := UV_IMAGE.match(name):
         command = [str(SCRIPTS / "uv-image.sh"), uv.group(1), name]
     else:
-        pytest.fail(f"no recipe to make {name} locally; add one to tests/containers/")
+        pytest.fail(f"no recipe to make {name} locally; add one to tests/helpers/containers/")
     # The recipes fetch release files with the same uv the tests use.
     env = {**PODMAN_ENV, "UV": uv_executable()}
     made = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)

@@ -11,12 +11,10 @@ import contextlib
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,16 +22,11 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from helpers.network import free_port, stop_process, wait_until
+
 # Any key pair works: SeaweedFS without an identity file accepts every request.
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "team-stack-test", "AWS_SECRET_ACCESS_KEY": "team-stack-test"}
 S3_REGION = "us-east-1"
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now, on loopback."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def free_port_with_grpc_twin() -> int:
@@ -48,25 +41,6 @@ def free_port_with_grpc_twin() -> int:
             except OSError:
                 continue
         return port
-
-
-def wait_until(
-    check,
-    what: str,
-    timeout: float,
-    process: subprocess.Popen | None = None,
-    interval: float = 0.5,
-) -> None:
-    """Poll ``check`` until it returns true; fail naming ``what`` (and a dead process)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what}: the process exited with {process.returncode}")
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(interval)
-    raise TimeoutError(f"{what} was not ready after {timeout:.0f} s")
 
 
 def postgres_bin() -> Path:
@@ -90,20 +64,6 @@ def checked(command: list[str]) -> str:
             f"{command} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
         )
     return result.stdout
-
-
-def stop_process(process: subprocess.Popen, kill: bool = False) -> None:
-    """End a process started in its own session, and everything it started."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
 
 
 @dataclass

@@ -1,24 +1,21 @@
-"""A real Prometheus on loopback (Debian's ``prometheus`` package), and the service it watches.
+"""A real Prometheus on loopback (Debian's ``prometheus`` package).
 
 ``Prometheus`` scrapes the given targets every second and evaluates rule files every
-second, so a test sees samples and alerts within seconds; ``served`` runs a project's
-``make serve`` on a free loopback port. Both stop every process they started.
+second, so a test sees samples and alerts within seconds; it stops every process it
+started.
 """
 
-import contextlib
 import json
 import shutil
 import subprocess
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from conftest import make_serve
-from team_stack import free_port, stop_process, wait_until
+from helpers.network import free_port, stop_process, wait_until
 
 
 def require(tool: str) -> str:
@@ -93,10 +90,3 @@ class Prometheus:
         """End the server, if it was started."""
         if self.process is not None:
             stop_process(self.process)
-
-
-@contextlib.contextmanager
-def served(project: Path, startup_seconds: float = 120) -> Iterator[str]:
-    """The project's ``make serve`` on a free loopback port (its URL); stopped afterwards."""
-    with make_serve(project, "logs/prometheus-test.jsonl", startup_seconds) as url:
-        yield url

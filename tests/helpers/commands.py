@@ -1,0 +1,89 @@
+"""A generated project's commands, run as its user would run them from a shell."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.template import uv_executable
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def developer_environment() -> dict[str, str]:
+    """The environment of a developer's shell in a generated project.
+
+    The project has its own .venv, so the template's must not leak into it (neither
+    VIRTUAL_ENV nor its bin/ on PATH: under it commands ran measurably slower and
+    unlike a user's); CI's CI=true would make `make setup` refuse to re-lock; and a
+    generated Makefile never passes PYTHONDONTWRITEBYTECODE on.
+    """
+    own_bin = str(Path(sys.prefix) / "bin")
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != own_bin)
+    dropped = ("VIRTUAL_ENV", "CI", "PYTHONDONTWRITEBYTECODE")
+    environment = {name: value for name, value in os.environ.items() if name not in dropped}
+    return {**environment, "PATH": path}
+
+
+def run_make(
+    project: Path, target: str, *variables: str, timeout: int = 900, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run a make target of a generated project (``NAME=value`` variables may hold spaces);
+    fail the test with its output."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", target, *variables, f"UV={uv_executable()}"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env or developer_environment(),
+    )
+    if result.returncode != 0:
+        output = f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+        pytest.fail(f"make {target} failed in {project}:\n{output}")
+    return result
+
+
+def in_project(project: Path, *command: str) -> subprocess.CompletedProcess:
+    """Run a command with the project's own interpreter and tools; fail the test if it fails."""
+    result = subprocess.run(
+        [str(project / ".venv" / "bin" / command[0]), *command[1:]],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def git(project: Path, *arguments: str) -> str:
+    """Run git in ``project`` as a test identity; its output."""
+    return subprocess.run(
+        ["git", *arguments],
+        cwd=project,
+        env={**os.environ, **GIT_IDENTITY},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def hadolint(project: Path, dockerfile: str) -> subprocess.CompletedProcess:
+    """Lint a generated Dockerfile with hadolint (a dev dependency), warnings and infos too."""
+    linter = Path(sys.executable).parent / "hadolint"
+    return subprocess.run(
+        [str(linter), "--failure-threshold", "info", dockerfile],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
