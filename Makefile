@@ -9,9 +9,9 @@ SHELL := /bin/bash
 # uv: the one on PATH, else a private copy installed into .tools/ on first use.
 UV ?= $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --frozen
-# One pytest worker per core; tests that share a costly fixture are grouped onto one
-# worker (xdist_group), and trained projects are made once for all workers.
-PYTEST := $(RUN) pytest -n auto --dist loadgroup
+# One pytest worker per core; tests that share a costly fixture run on one worker
+# (tests/conftest.py, WORKER_GROUPS), and trained projects are made once for all workers.
+PYTEST := $(RUN) pytest -n auto
 # The benchmarks import the tests' helpers (tests/helpers/).
 BENCH := PYTHONPATH=tests $(RUN) python
 DEMO_DIR := .demo/ml-project

@@ -186,9 +186,10 @@ def floors_table(report: dict) -> str:
     return "\n".join(lines) + f"\n\nSeconds; {report['runs']} fresh renders; {files:,.0f} files."
 
 
+# name: (the command, what the row says of it)
 TEMPLATE_COMMANDS = {
-    "test": "`make test` (fast tests and the end-to-end smoke), set-up included",
-    "test_all": "`make test-all` as CI runs it (`bash .ci/run`, CI=true)",
+    "test": ("make test", "fast tests and the end-to-end smoke, set-up included"),
+    "test_all": ("make test-all", "as CI runs it (`bash .ci/run`, CI=true)"),
 }
 
 
@@ -202,9 +203,10 @@ def template_suite_table(report: dict) -> str:
     for name, run in report["commands"].items():
         minutes, target = run["seconds"] / 60, run["target_s"] / 60
         met = verdict(minutes, target) if run["passed"] else "**no** (failed)"
-        lines.append(row([TEMPLATE_COMMANDS[name], f"{minutes:.1f}", f"{target:g}", met]))
+        command, what = TEMPLATE_COMMANDS[name]
+        lines.append(row([f"`{command}` {what}", f"{minutes:.1f}", f"{target:g}", met]))
         summaries = "; ".join(f"`{line.strip(' =')}`" for line in run["pytest_summaries"])
-        said.append(f"{TEMPLATE_COMMANDS[name].split(' ')[0]}: {summaries}")
+        said.append(f"`{command}`, {summaries}")
     return "\n".join(lines) + (
         f"\n\nOne run each of commit {report['commit']} (not repeated); pytest said: "
         + "; ".join(said)

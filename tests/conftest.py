@@ -1,8 +1,10 @@
 """Fixtures of the template's tests; the helpers they use live in tests/helpers/.
 
 End-to-end fixtures are made once per run of the suite, whichever pytest-xdist worker
-asks first (helpers/projects.py): one trained project per task, its ML Test Score, the
-serving image. Tests read them, and copy a project to change it.
+asks first (helpers/projects.py): one trained project per task, its ML Test Score. Tests
+read them, and copy a project to change it. Fixtures made per worker that several tests
+share (the team stack, the serving image...) keep those tests on one worker
+(WORKER_GROUPS).
 """
 
 import json
@@ -15,6 +17,25 @@ import pytest
 from helpers.projects import TrainedProject, once
 from helpers.projects import trained_project as made_trained_project
 from helpers.template import question_choices, render
+from helpers.workers import WorkerGroups
+
+# Tests that share a costly fixture made per worker run on one worker, whole: a test file,
+# or single tests (file::name), per group. pytest-xdist's own `xdist_group` marker does
+# not group under pytest 9 (checked with xdist 3.8), so the scheduler reads this instead.
+WORKER_GROUPS = {
+    "team-stack": ["tests/test_team_stack.py"],  # PostgreSQL, S3 and MLflow servers
+    "update": ["tests/test_update.py"],  # the throwaway template repositories
+    "rubric-breaks": ["tests/test_ml_test_score.py"],  # the healthy score compared with
+    "serving-image": [  # the image the CD workflow builds, run by the container test
+        "tests/test_container.py",
+        "tests/test_workflows.py::test_every_step_of_the_cd_workflow_runs_locally",
+    ],
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> object:
+    """Spread tests one at a time over the workers, each group of WORKER_GROUPS whole."""
+    return WorkerGroups(config, log, WORKER_GROUPS)
 
 
 @pytest.fixture
@@ -86,7 +107,7 @@ def serving_image(
 ):
     """The CD workflow run locally on a copy of the classification project: it builds the
     serving image (once per run) and pushes it to an archive. Its tests share one
-    xdist group, so one worker builds it and removes it afterwards.
+    worker group (WORKER_GROUPS), so one worker builds it and removes it afterwards.
 
     Yields the project, the image's name, the archive and the job summary.
     """

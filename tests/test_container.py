@@ -14,7 +14,7 @@ import pytest
 from helpers.container_images import podman
 from helpers.network import free_port, post_json, wait_until_ready
 
-pytestmark = [pytest.mark.e2e, pytest.mark.container, pytest.mark.xdist_group("serving-image")]
+pytestmark = [pytest.mark.e2e, pytest.mark.container]
 
 READY_SECONDS = 180
 

@@ -23,8 +23,6 @@ from helpers.projects import TrainedProject
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.parametrize("trained_project", ["classification"], indirect=True),
-    # One worker scores the healthy copy once for every break.
-    pytest.mark.xdist_group("ml-test-score-breaks"),
 ]
 
 REPORT = Path("reports") / "ml_test_score.json"

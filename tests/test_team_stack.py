@@ -26,8 +26,7 @@ from helpers.network import free_port, stop_process, wait_until
 from helpers.team_stack import S3_KEYS, S3_REGION, TeamStack
 from helpers.template import COPIER_CONFIG, available_python_version, render
 
-# One worker starts the stack and the team project, for every test here.
-pytestmark = [pytest.mark.e2e, pytest.mark.team, pytest.mark.xdist_group("team-stack")]
+pytestmark = [pytest.mark.e2e, pytest.mark.team]
 
 DVC_BUCKET = "dvc-remote"
 # What the answers say; the test overrides the tracking server through .env, as a

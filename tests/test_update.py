@@ -34,8 +34,6 @@ from helpers.template_versions import (
 )
 
 NEWER_TAG = "v999.0.0"
-# One worker builds the throwaway template repositories for every test here.
-pytestmark = pytest.mark.xdist_group("update")
 
 
 @pytest.fixture(scope="module")

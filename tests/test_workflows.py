@@ -141,7 +141,6 @@ def test_every_step_of_the_ci_workflow_runs_locally(
 
 @pytest.mark.e2e
 @pytest.mark.container
-@pytest.mark.xdist_group("serving-image")
 def test_every_step_of_the_cd_workflow_runs_locally(serving_image: dict) -> None:
     """The image it builds is the one the container test runs (conftest.py)."""
     assert Path(serving_image["archive"]).stat().st_size > 0
