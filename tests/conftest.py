@@ -92,7 +92,6 @@ def scored_project(trained_project: TrainedProject, shared_root: Path) -> dict:
         summary = folder / "summary.md"
         run = run_make(project, "ml-test-score", f"REPORT={summary}", timeout=1800)
         return {
-            "root": str(project),
             "output": run.stdout,
             "report": json.loads((project / "reports" / "ml_test_score.json").read_text()),
             "summary": summary.read_text(),

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from helpers.browser import assert_pages_draw, report_pages
-from helpers.commands import developer_environment, run_make
+from helpers.commands import developer_environment, in_project, run_make
 from helpers.projects import TrainedProject
 from helpers.serving import served_answers
 
@@ -45,19 +45,6 @@ TABLES = [
     ("regression", "house_prices", "Sale Price", ".parquet", False),
     ("regression", "engine_wear", "wear_mm", ".csv", False),
 ]
-
-
-def project_python(project: Path, *arguments: str) -> str:
-    """Run a script with the project's interpreter (it has scikit-learn and pandas)."""
-    result = subprocess.run(
-        [str(project / ".venv" / "bin" / "python"), *arguments],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout
 
 
 def pytest_in_project(project: Path, *arguments: str) -> None:
@@ -104,7 +91,7 @@ def test_a_table_nobody_tuned_for_is_adopted_trained_tested_and_served(
     project = trained_for(task).copy(tmp_path / "project")
     (tmp_path / "incoming").mkdir()
     source = tmp_path / "incoming" / f"{name}{suffix}"
-    project_python(project, str(OWN_TABLES), "write", name, str(source))
+    in_project(project, "python", str(OWN_TABLES), "write", name, str(source))
 
     adopted = run_make(project, "dataset", f"SOURCE={source}", f"TARGET={target}", timeout=1800)
     print(f"\n--- {task} / {name} ---\n{adopted.stdout}")
@@ -135,7 +122,7 @@ def test_a_table_nobody_tuned_for_is_adopted_trained_tested_and_served(
 
     inputs = [*data["numeric_features"], *data["categorical_features"]]
     as_dict, as_record = json.loads(
-        project_python(project, str(OWN_TABLES), "rows", str(source), target, *inputs)
+        in_project(project, "python", str(OWN_TABLES), "rows", str(source), target, *inputs).stdout
     )
     example = (project / "models" / "champion" / "example_request.json").read_bytes()
     bodies = [json.dumps(as_dict).encode(), as_record.encode(), example]

@@ -94,8 +94,8 @@ def test_make_sweep_runs_its_trials_on_the_dask_cluster_it_is_pointed_at(
     assert all(address.startswith("127.0.0.1:") for address in listeners), listeners
     workers = dask_cluster.worker_addresses()
     # `dvc exp run` needs a commit to base the experiment on.
-    git(project, "add", "-A")
-    git(project, "commit", "--quiet", "--no-verify", "-m", "before the sweep")
+    git("add", "-A", cwd=project)
+    git("commit", "--quiet", "--no-verify", "-m", "before the sweep", cwd=project)
 
     result = run_make(
         project, "sweep", f"TRIALS={TRIALS}", f"DASK_SCHEDULER_ADDRESS={dask_cluster.address}"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from copier import run_copy, run_recopy, run_update
 
-from helpers.commands import developer_environment, run_make
+from helpers.commands import developer_environment, git, run_make
 from helpers.template import (
     COPIER_CONFIG,
     available_python_version,
@@ -27,7 +27,6 @@ from helpers.template_versions import (
     current_tag,
     fill_from_commit,
     fill_from_working_tree,
-    git,
     release_commit,
     released_versions,
     with_a_newer_makefile_target,

@@ -170,8 +170,8 @@ def test_the_template_update_workflow_proposes_a_newer_release(tmp_path: Path) -
     )
     project = tmp_path / "project"
     run_copy(str(repo), project, vcs_ref="v1.0.0", defaults=True, unsafe=True, quiet=True)
-    git(project, "add", "-A")
-    git(project, "commit", "--quiet", "--no-verify", "-m", "rendered from v1.0.0")
+    git("add", "-A", cwd=project)
+    git("commit", "--quiet", "--no-verify", "-m", "rendered from v1.0.0", cwd=project)
     context = run_workflow(project, "template-update", github_env(tmp_path))
     assert context.outputs["update"] == {"updated": "true", "conflicts": "false"}
     assert "_commit: v1.1.0" in (project / ".copier-answers.yml").read_text()

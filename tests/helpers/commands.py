@@ -33,7 +33,7 @@ def developer_environment() -> dict[str, str]:
 
 
 def run_make(
-    project: Path, target: str, *variables: str, timeout: int = 900, env: dict | None = None
+    project: Path, target: str, *variables: str, timeout: int = 900
 ) -> subprocess.CompletedProcess:
     """Run a make target of a generated project (``NAME=value`` variables may hold spaces);
     fail the test with its output."""
@@ -44,7 +44,7 @@ def run_make(
         text=True,
         timeout=timeout,
         check=False,
-        env=env or developer_environment(),
+        env=developer_environment(),
     )
     if result.returncode != 0:
         output = f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
@@ -65,16 +65,19 @@ def in_project(project: Path, *command: str) -> subprocess.CompletedProcess:
     return result
 
 
-def git(project: Path, *arguments: str) -> str:
-    """Run git in ``project`` as a test identity; its output."""
-    return subprocess.run(
+def git(*arguments: str, cwd: Path) -> str:
+    """Run git in ``cwd`` as a test identity; its output. Raises with git's error."""
+    result = subprocess.run(
         ["git", *arguments],
-        cwd=project,
-        env={**os.environ, **GIT_IDENTITY},
+        cwd=cwd,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+        env={**os.environ, **GIT_IDENTITY},
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"git {' '.join(arguments)} failed: {result.stderr}")
+    return result.stdout
 
 
 def hadolint(project: Path, dockerfile: str) -> subprocess.CompletedProcess:

@@ -72,6 +72,13 @@ def rewrite_path(path: Path, old: bytes, new: bytes) -> None:
         path.chmod(mode)
 
 
+def holds_text(declared_type: str) -> bool:
+    """Whether a SQLite column of this declared type holds text (SQLite's affinity rules)."""
+    return not declared_type or any(
+        word in declared_type.upper() for word in ("CHAR", "TEXT", "CLOB")
+    )
+
+
 def relocate_sqlite(database: Path, old: str, new: str) -> None:
     """Replace ``old`` by ``new`` in every text column of a SQLite database.
 
@@ -82,8 +89,7 @@ def relocate_sqlite(database: Path, old: str, new: str) -> None:
         tables = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         for (table,) in tables.fetchall():
             columns = connection.execute(f"PRAGMA table_info('{table}')").fetchall()
-            for column in (c[1] for c in columns if c[2].upper() in ("", "TEXT", "CLOB")
-                           or "CHAR" in c[2].upper()):  # fmt: skip
+            for column in (name for _, name, declared, *_ in columns if holds_text(declared)):
                 connection.execute(
                     f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
                     f'WHERE instr("{column}", ?) > 0',

@@ -14,34 +14,12 @@ from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
+from helpers.commands import git
 from helpers.template import TEMPLATE_ROOT
 
 RELEASE_HEADING = re.compile(r"^## (\d+\.\d+\.\d+) - ", re.MULTILINE)
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "template-tests",
-    "GIT_AUTHOR_EMAIL": "template-tests@example.com",
-    "GIT_COMMITTER_NAME": "template-tests",
-    "GIT_COMMITTER_EMAIL": "template-tests@example.com",
-}
 
 Fill = Callable[[Path], None]
-
-
-def git(*arguments: str, cwd: Path = TEMPLATE_ROOT) -> str:
-    """Run git and return its output; raise with stderr on failure."""
-    import os
-
-    result = subprocess.run(
-        ["git", *arguments],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_IDENTITY},
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"git {' '.join(arguments)} failed: {result.stderr}")
-    return result.stdout
 
 
 def released_versions() -> list[str]:
@@ -53,9 +31,11 @@ def released_versions() -> list[str]:
 def release_commit(version: str) -> str:
     """The commit of a release: its tag, else the commit that added its changelog entry."""
     try:
-        return git("rev-parse", f"v{version}^{{commit}}").strip()
+        return git("rev-parse", f"v{version}^{{commit}}", cwd=TEMPLATE_ROOT).strip()
     except RuntimeError:
-        added = git("log", "--format=%H", "-S", f"## {version} - ", "--", "CHANGELOG.md").split()
+        added = git(
+            "log", "--format=%H", "-S", f"## {version} - ", "--", "CHANGELOG.md", cwd=TEMPLATE_ROOT
+        ).split()
         if not added:
             raise LookupError(f"no tag and no changelog commit for release {version}") from None
         return added[-1]
@@ -79,7 +59,9 @@ def fill_from_commit(commit: str) -> Fill:
 
 def fill_from_working_tree(destination: Path) -> None:
     """Fill a folder with the template's working tree: tracked and new, not ignored, files."""
-    listed = git("ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
+    listed = git(
+        "ls-files", "--cached", "--others", "--exclude-standard", "-z", cwd=TEMPLATE_ROOT
+    ).split("\0")
     for name in filter(None, listed):
         source = TEMPLATE_ROOT / name
         if source.is_file():

@@ -229,9 +229,9 @@ def github_env(scratch: Path) -> dict[str, str]:
 
 def as_checked_out(project: Path) -> None:
     """Leave ``project`` as actions/checkout would: committed, with origin/main."""
-    git(project, "add", "-A")
-    git(project, "commit", "--quiet", "--no-verify", "--allow-empty", "-m", "trained")
-    git(project, "update-ref", "refs/remotes/origin/main", "HEAD")
+    git("add", "-A", cwd=project)
+    git("commit", "--quiet", "--no-verify", "--allow-empty", "-m", "trained", cwd=project)
+    git("update-ref", "refs/remotes/origin/main", "HEAD", cwd=project)
 
 
 def run_workflow(
