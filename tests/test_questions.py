@@ -1,5 +1,6 @@
 """A user answering copier's questions: good answers render, wrong ones are refused clearly."""
 
+import json
 import re
 import subprocess
 import sys
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from copier import run_copy
 
 from helpers.commands import run_make
 from helpers.template import (
     COPIER_CONFIG,
+    TEMPLATE_ROOT,
     available_python_version,
     question_choices,
     render,
@@ -73,6 +76,12 @@ def constant(name: str) -> list[str]:
         ({"ct_schedule": "*/4 * * * *"}, "runs 4 minutes apart ... at most every 5 minutes"),
         ({"ct_schedule": "58,1 * * * *"}, "runs 3 minutes apart"),
         ({"ct_schedule": "0 4 31 2,4 *"}, "never runs: no month of field 4 has day 31"),
+        (
+            {"ct_schedule": "0 4 * * 1\n"},
+            'holds a line break or tab ("\\n") ... one line of 5 fields',
+        ),
+        ({"ct_schedule": "0 4\t* * 1"}, 'holds a line break or tab ("\\t")'),
+        ({"ct_schedule": "0 4 * * 1\u2028"}, "holds a line break or tab"),
         ({"cd_push_image": "maybe"}, '"maybe" is not a yes/no answer; accepted: yes, no, true or'),
         ({"cd_push_image": "1"}, '"1" is not a yes/no answer'),
         ({"python_version": "3.9"}, "'3.9' is not in"),
@@ -87,7 +96,38 @@ def constant(name: str) -> list[str]:
         ({"data_remote": "ftp"}, "'ftp' is not in"),
         ({"data_remote_url": "gs://bucket/dvc", "data_remote": "s3"}, "is not a s3 remote URL"),
         ({"data_remote_url": "gs://Bucket/dvc", "data_remote": "gcs"}, "lowercase"),
-        ({"data_remote_url": "azure://", "data_remote": "azure"}, "expected azure://<bucket>"),
+        (
+            {"data_remote_url": "azure://", "data_remote": "azure"},
+            '"" has 0 characters ... 3 to 63',
+        ),
+        (
+            {"data_remote_url": "s3:/bucket/dvc", "data_remote": "s3"},
+            "expected s3://<bucket>/<path>",
+        ),
+        ({"data_remote_url": "s3://ab/dvc", "data_remote": "s3"}, '"ab" has 2 characters'),
+        ({"data_remote_url": f"s3://{'a' * 64}/dvc", "data_remote": "s3"}, "has 64 characters"),
+        ({"data_remote_url": "s3://my..data/dvc", "data_remote": "s3"}, "breaks S3's naming rules"),
+        ({"data_remote_url": "s3://my-.data/dvc", "data_remote": "s3"}, "each '.' between letters"),
+        ({"data_remote_url": "s3://my_data/dvc", "data_remote": "s3"}, "breaks S3's naming rules"),
+        ({"data_remote_url": "s3://-data/dvc", "data_remote": "s3"}, "starting and ending with a"),
+        ({"data_remote_url": "s3://10.0.0.1/dvc", "data_remote": "s3"}, "is an IP address"),
+        (
+            {"data_remote_url": "s3://xn--data/dvc", "data_remote": "s3"},
+            "a prefix, suffix or word S3",
+        ),
+        ({"data_remote_url": "s3://data-s3alias/dvc", "data_remote": "s3"}, "S3 reserves"),
+        ({"data_remote_url": "gs://google-ml/dvc", "data_remote": "gcs"}, "google anywhere"),
+        ({"data_remote_url": "gs://goog-ml/dvc", "data_remote": "gcs"}, "goog at the start"),
+        ({"data_remote_url": "azure://team--data/dvc", "data_remote": "azure"}, "single '-'"),
+        ({"data_remote_url": "azure://team.data/dvc", "data_remote": "azure"}, "Azure's naming"),
+        (
+            {"data_remote_url": "s3://bucket/../../etc", "data_remote": "s3"},
+            "the path \"/../../etc\" has a '.' or '..' segment",
+        ),
+        ({"data_remote_url": "s3://bucket/./dvc", "data_remote": "s3"}, "a '.' or '..' segment"),
+        ({"data_remote_url": "s3://bucket//dvc", "data_remote": "s3"}, "an empty segment ('//')"),
+        ({"data_remote_url": "s3://bucket/a/./", "data_remote": "s3"}, "a '.' or '..' segment"),
+        ({"data_remote_url": "s3://bucket/dvc\n", "data_remote": "s3"}, "a character outside"),
         (
             {"data_remote_url": "s3://bucket/path#frag", "data_remote": "s3"},
             "has a '?' or '#', where DVC would cut the URL ... accepted: s3://<bucket>/<path>",
@@ -97,7 +137,30 @@ def constant(name: str) -> list[str]:
             {"tracking_uri": "https://mlflow.example.com/?team=ml", "tracking": "server"},
             "has a query or fragment ... MLflow appends its API paths",
         ),
-        ({"tracking_uri": 'http://a"b:5000', "tracking": "server"}, "is not a tracking server URL"),
+        (
+            {"tracking_uri": 'http://a"b:5000', "tracking": "server"},
+            "is not a host name or address",
+        ),
+        ({"tracking_uri": "http://mlflow..lan:5000", "tracking": "server"}, "is not a host name"),
+        (
+            {"tracking_uri": "http://-mlflow:5000", "tracking": "server"},
+            "labels of letters, digits",
+        ),
+        (
+            {"tracking_uri": "http://[zz::1]:5000", "tracking": "server"},
+            "an IPv6 address in brackets",
+        ),
+        ({"tracking_uri": "http://::1:5000", "tracking": "server"}, 'the host "" is not a host'),
+        (
+            {"tracking_uri": "http://h:99999", "tracking": "server"},
+            '"99999" is out of range ... 65535',
+        ),
+        ({"tracking_uri": "http://h:0", "tracking": "server"}, '"0" is out of range'),
+        ({"tracking_uri": "http://h:", "tracking": "server"}, 'the port "" is not a number'),
+        ({"tracking_uri": "http://h:5000\n", "tracking": "server"}, '"5000\\n" is not a number'),
+        ({"tracking_uri": "http://h/a/../b", "tracking": "server"}, "has a '.' or '..' segment"),
+        ({"tracking_uri": "http://h//mlflow", "tracking": "server"}, "an empty segment ('//')"),
+        ({"tracking_uri": "http://h/a b", "tracking": "server"}, "letters, digits and . _ ~ % -"),
     ],
 )
 def test_a_wrong_answer_is_refused_saying_what_is_accepted(
@@ -109,6 +172,7 @@ def test_a_wrong_answer_is_refused_saying_what_is_accepted(
     for part in message.split(" ... "):
         assert part in said, said
     assert next(iter(answers)) in said, "the message must name the question"
+    assert "\n" not in said, "the message must be one line, whatever the answer holds"
 
 
 def test_the_package_name_is_derived_from_the_project_name(
@@ -183,14 +247,23 @@ def test_any_printable_description_and_author_render_a_project_that_parses(
     "answers",
     [
         {"ct_schedule": "58,1 3 * * *", "cd_push_image": "no"},
+        # The two examples the refusals give beside the default.
+        {"ct_schedule": "*/15 * * * *"},
+        {"ct_schedule": "0,30 4 * * *"},
         {"ct_schedule": "*/5 * 29 2 *", "cd_push_image": "Yes"},
         {"ct_schedule": "0 0-23/6 1-15 1,6 0-6", "cd_push_image": "false"},
         {"project_name": "A" * 64, "author_email": "o'brien+ml@data.example.co.uk"},
         {"author_name": "Research, Inc.", "author_email": "ml-team#1@example.com"},
         {"data_remote": "s3", "data_remote_url": "s3://team-data/year=2026/churn_v2+x~y.z"},
         {"tracking": "server", "tracking_uri": "https://mlflow.example.com/team-ml"},
+        {"tracking": "server", "tracking_uri": "http://[::1]:5000"},
+        {"tracking": "server", "tracking_uri": "http://[2001:db8::7]:65535/mlflow/"},
+        {"tracking": "server", "tracking_uri": "http://mlflow-server.:1/a.b/c..d"},
+        {"data_remote": "s3", "data_remote_url": "s3://a.b-c/x/y..z/.dvc"},
+        {"data_remote": "gcs", "data_remote_url": "gs://team_data.v2/dvc/"},
+        {"data_remote": "azure", "data_remote_url": "azure://team-data-2"},
     ],
-    ids=lambda answers: ",".join(answers),
+    ids=lambda answers: ",".join(f"{name}={value}" for name, value in answers.items()),
 )
 def test_answers_at_the_edge_of_the_rules_are_accepted(
     render_project: Callable[..., Path], answers: dict[str, str]
@@ -206,6 +279,123 @@ def test_answers_at_the_edge_of_the_rules_are_accepted(
     if "cd_push_image" in answers:
         cd = (project / ".github" / "workflows" / "cd.yml").read_text()
         assert ("docker-push" in cd) is recorded["cd_push_image"]
+    if "ct_schedule" in answers:
+        ct = yaml.safe_load((project / ".github" / "workflows" / "ct.yml").read_text())
+        assert ct[True]["schedule"] == [{"cron": answers["ct_schedule"]}]
+    if "tracking_uri" in answers:
+        mlflow = yaml.safe_load((project / "conf" / "mlflow" / "default.yaml").read_text())
+        assert mlflow["tracking_uri"] == answers["tracking_uri"]
+    if "data_remote_url" in answers:
+        assert f"url = {answers['data_remote_url']}\n" in (project / ".dvc" / "config").read_text()
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"ci_provider": "none", "ct_schedule": "0 4 * * 1\nbad"},
+        {"ci_provider": "none", "ct_schedule": "99 99 99 99 99", "cd_push_image": "maybe"},
+        {"tracking": "local", "tracking_uri": "http://mlflow:99999"},
+        {"data_remote": "local", "data_remote_url": "s3://bucket/../../etc"},
+        {"data_remote": "none", "data_remote_url": "ftp://[?#]"},
+    ],
+    ids=lambda answers: ",".join(f"{name}={value}" for name, value in answers.items()),
+)
+def test_answers_to_questions_not_asked_are_not_validated_nor_used(
+    render_project: Callable[..., Path], answers: dict[str, str]
+) -> None:
+    """`--data` may carry answers for questions another answer leaves out; they change nothing."""
+    project = render_project(**answers)
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    unasked = list(answers)[1:]
+    assert not set(unasked) & set(recorded)
+    for path in project.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            text = path.read_bytes().decode(errors="replace")
+            assert not [name for name in unasked if answers[name] in text], path
+
+
+def settled_answers(destination: Path, **answers: str) -> dict:
+    """Every answer copier settles on, defaults and computed values too, writing no file."""
+    worker = run_copy(
+        str(TEMPLATE_ROOT),
+        destination,
+        data=answers,
+        defaults=True,
+        unsafe=True,
+        vcs_ref="HEAD",
+        quiet=True,
+        skip_tasks=True,
+        pretend=True,
+    )
+    return dict(worker.answers.combined)
+
+
+# Each store's bucket rules, written from its documentation independently of
+# copier.yml's validator (which the default must pass too: copier validates it).
+BUCKET_RULES = {
+    "s3": re.compile(
+        r"(?!xn--|sthree-|amzn-s3-demo-)[a-z0-9]([a-z0-9-]*[a-z0-9])?"
+        r"(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(?<!-s3alias)(?<!--ol-s3)(?<!\.mrap)"
+        r"(?<!--x-s3)(?<!--table-s3)"
+    ),
+    "gcs": re.compile(
+        r"(?!goog)(?!.*google)[a-z0-9]([a-z0-9_-]*[a-z0-9])?"
+        r"(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*"
+    ),
+    "azure": re.compile(r"[a-z0-9]+(-[a-z0-9]+)*"),
+}
+SCHEMES = {"s3": "s3://", "gcs": "gs://", "azure": "azure://"}
+ODD_NAMES = [
+    {"project_name": "A" * 64},
+    {"project_name": "A" * 64, "project_slug": "b" * 56 + "-s3alias"},
+    {"project_slug": "sthree-" + "c" * 57},
+    {"project_slug": "amzn-s3-demo-model"},
+    {"project_slug": "xn--model"},
+    {"project_slug": "goog-" + "d" * 59},
+    {"project_slug": "google"},
+    {"project_slug": "googlgooglee-google--model"},
+    {"project_slug": "a"},
+]
+
+
+@pytest.mark.parametrize("data_remote", list(SCHEMES))
+@pytest.mark.parametrize("names", ODD_NAMES, ids=lambda names: next(reversed(names.values()))[:20])
+def test_the_default_remote_url_is_valid_for_any_accepted_name(
+    tmp_path: Path, data_remote: str, names: dict[str, str]
+) -> None:
+    settled = settled_answers(tmp_path / "project", data_remote=data_remote, **names)
+    url = settled["data_remote_url"]
+    assert url.startswith(SCHEMES[data_remote]) and url.endswith("-data/dvc")
+    bucket = settled["data_remote_bucket"]
+    assert 3 <= len(bucket) <= 63
+    assert BUCKET_RULES[data_remote].fullmatch(bucket), bucket
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"project_name": "A" * 64, "data_remote": "s3", "data_remote_url": "s3://x/dvc"},
+        {"project_slug": "google-ml", "data_remote": "gcs", "data_remote_url": "gs://goog/x"},
+        {"project_slug": "team--ml", "data_remote": "azure", "data_remote_url": "azure://a--b/x"},
+        {"tracking": "server", "tracking_uri": "http://[::1]:99999"},
+        {"tracking": "server", "tracking_uri": "http://mlflow..example.com/a"},
+    ],
+    ids=lambda answers: answers[next(reversed(answers))],
+)
+def test_a_refusal_suggests_only_values_that_are_accepted(
+    tmp_path: Path, answers: dict[str, str]
+) -> None:
+    question = next(reversed(answers))
+    with pytest.raises(ValueError) as refusal:
+        settled_answers(tmp_path / "refused", **answers)
+    said = str(refusal.value).replace(json.dumps(answers[question]), "")
+    suggested = {url.rstrip(".,;") for url in re.findall(r"[a-z0-9]+://\S+", said)}
+    # The URL's shape, spelled with placeholders.
+    suggested -= {"http://host:port", "https://host/path"}
+    suggested -= {f"{scheme}<bucket>/<path>" for scheme in SCHEMES.values()}
+    assert suggested, said
+    for value in suggested:
+        settled_answers(tmp_path / "accepted", **{**answers, question: value})
 
 
 def test_the_standard_library_list_covers_the_running_python() -> None:

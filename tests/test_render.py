@@ -14,7 +14,38 @@ from helpers.commands import hadolint
 from helpers.template import hooks_dir, question_choices, render
 
 CHOICE_QUESTIONS = ["license", "python_version", "ml_task"]
-EVERY_CHOICE = [(name, value) for name in CHOICE_QUESTIONS for value in question_choices(name)]
+EVERY_CHOICE = [{name: value} for name in CHOICE_QUESTIONS for value in question_choices(name)]
+# Every name at its longest, free text at its most awkward, and each remote and
+# tracking choice among them: names land in imports, commands and docstrings, where
+# a long one must not push a line past the project's ruff limits.
+LONGEST = [
+    {
+        "project_name": "A" * 64,
+        "description": ('"Quoted" \\ $HOME ${x} """ ' + "wide 日本語 " * 40)[:200],
+        "author_name": "Zoë O'Brien " * 8 + "Team",
+        "author_email": f"{'m' * 64}@{'e' * 63}.example.com",
+        "data_remote": "s3",
+        "tracking": "server",
+        "tracking_uri": "http://[2001:db8::7]:65535/" + "p" * 60,
+    },
+    {
+        "project_name": "Fraud Detection",
+        "package_name": "p" * 64,
+        "project_slug": "s" * 64,
+        "description": "x" * 200,
+        "ml_task": "regression",
+        "data_remote": "gcs",
+    },
+    {
+        "project_name": "A b " * 16,
+        "project_slug": "c" * 64,
+        "data_remote": "azure",
+        "ci_provider": "none",
+        "license": "proprietary",
+    },
+    {"project_name": "Z" * 64, "data_remote": "none", "python_version": "3.13"},
+    {"project_name": "Fraud Detection", "data_remote": "local"},
+]
 # An expression, statement or comment Jinja should have rendered or removed.
 # GitHub Actions expressions (${{ ... }}) are meant to stay.
 JINJA_LEFTOVER = re.compile(r"(?<!\$)\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
@@ -34,10 +65,14 @@ def text_files(project: Path) -> list[Path]:
     return files
 
 
-@pytest.fixture(scope="module", params=EVERY_CHOICE, ids=lambda pair: f"{pair[0]}={pair[1]}")
+def answers_id(answers: dict[str, str]) -> str:
+    """A short test id: the answers' names, each with the start of its value."""
+    return ",".join(f"{name}={str(value)[:12]}" for name, value in answers.items())
+
+
+@pytest.fixture(scope="module", params=EVERY_CHOICE + LONGEST, ids=answers_id)
 def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    name, value = request.param
-    return render(tmp_path_factory.mktemp("render") / "project", skip_tasks=True, **{name: value})
+    return render(tmp_path_factory.mktemp("render") / "project", skip_tasks=True, **request.param)
 
 
 def test_no_unrendered_jinja_leaks_into_any_file(rendered: Path) -> None:
