@@ -32,8 +32,8 @@ from .train import (
     label_change,
     labels_of,
     lineage_change,
-    plain_labels,
     lineage_of,
+    plain_labels,
 )
 
 if TYPE_CHECKING:  # MLflow takes seconds to import; the gate and the report need none of it

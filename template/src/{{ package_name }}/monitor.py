@@ -377,9 +377,10 @@ def tolerances(model: Any, test: pd.DataFrame, params: Params, rows: int) -> pd.
     standard deviations of the metric over ``rows`` rows resampled from the test
     split, never less than the configured ``online.tolerance`` (the smallest change
     worth an alarm). ``chance`` is the model's metric against the test labels
-    shuffled (averaged over shuffles): what a model that guesses would score online. When it lies within the
-    tolerance of the offline metric, this many labels cannot tell a useless model
-    from this one (``tells_chance`` is false) and the report says how many would.
+    shuffled (averaged over shuffles): what a model that guesses would score online.
+    When it lies within the tolerance of the offline metric, this many labels cannot
+    tell a useless model from this one (``tells_chance`` is false) and the report
+    says how many would.
     """
     data, config = params.data, params.monitor.online
     features = test[input_columns_of(model, params)]
