@@ -201,9 +201,14 @@ class SkewConfig(Strict):
 
 
 class OnlineConfig(Strict):
-    """How close metrics on labeled serving traffic must stay to the offline ones."""
+    """How close metrics on labeled serving traffic must stay to the offline ones.
+
+    The limit of each metric is ``spread_z`` standard deviations of its sampling
+    spread at the number of labeled rows, and at least its ``tolerance``.
+    """
 
     tolerance: dict[str, float]
+    spread_z: float = Field(default=3.0, gt=0.0)
 
 
 class MonitorConfig(Strict):

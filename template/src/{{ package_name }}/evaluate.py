@@ -26,7 +26,15 @@ from sklearn.preprocessing import label_binarize
 
 from . import strict_json
 from .config import EvaluateConfig, Params, load_params
-from .train import Lineage, input_columns_of, lineage_change, lineage_of
+from .train import (
+    Lineage,
+    input_columns_of,
+    label_change,
+    labels_of,
+    lineage_change,
+    lineage_of,
+    plain_labels,
+)
 
 if TYPE_CHECKING:  # MLflow takes seconds to import; the gate and the report need none of it
     from mlflow import MlflowClient
@@ -263,13 +271,17 @@ def run_stage() -> None:
     if champion is not None:
         before = registry.lineage_of(client, params.mlflow, champion)
         change = lineage_change(before, challenger, test_set.columns, "the test split")
+        champion_model = None
+        if not change:
+            champion_model = registry.load_version(params.mlflow, champion.version)
+            # A champion registered before labels were tagged: its classes say it.
+            change = label_change(labels_of(champion_model), challenger.labels)
         if change:
             new_lineage = (
                 f"new lineage: champion v{champion.version} learned {before}; "
                 f"v{registration['version']} learns {challenger} ({change})"
             )
         else:
-            champion_model = registry.load_version(params.mlflow, champion.version)
             champion_scores = score(champion_model, test_set, params)
             holdout = holdout_scores(model, champion_model, params)
     decision = decide(challenger_scores, champion_scores, params.evaluate, new_lineage, holdout)
@@ -314,6 +326,9 @@ def check_bundle(params: Params) -> list[str]:
         metadata["task"], metadata["target"], tuple(input_columns_of(model, params)), "its data"
     )
     change = lineage_change(bundled, lineage_of(model, params), test_set.columns, "the test split")
+    if not change and params.data.is_classification:
+        present = plain_labels(test_set[params.data.target].dropna().unique())
+        change = label_change(labels_of(model), present)
     if change:
         return [
             f"its model (v{metadata['model_version']}) learned {metadata['target']} and cannot "

@@ -50,9 +50,14 @@ def build_preprocessor(data: DataConfig) -> "Pipeline":
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-    numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    # A column with no value at all in a batch (a sensor down for the whole export) is
+    # kept, filled with 0, rather than dropped: dropped, it leaves the scaler or the
+    # encoder no column (training crashes) and the model one input short of the schema.
+    numeric = make_pipeline(
+        SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
+    )
     categorical = make_pipeline(
-        SimpleImputer(strategy="most_frequent"),
+        SimpleImputer(strategy="most_frequent", keep_empty_features=True),
         OneHotEncoder(handle_unknown="ignore", sparse_output=False),
     )
     encode = ColumnTransformer(

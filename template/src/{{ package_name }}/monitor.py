@@ -27,6 +27,7 @@ import joblib
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn import metrics
 
 from .config import DataConfig, Params, SkewConfig, load_params
 from .drift import (
@@ -41,6 +42,7 @@ from .drift import (
 )
 from .evaluate import classification_metrics, regression_metrics, score
 from .export import METADATA_FILE, MODEL_FILE
+from .train import input_columns_of
 
 LOG_PATH_VARIABLE = "PREDICTION_LOG"
 
@@ -347,10 +349,97 @@ def online_scores(log: pd.DataFrame, truth: pd.Series, is_classification: bool) 
     return regression_metrics(model, rows, truth.astype(float))
 
 
-def online_offline_table(online: dict, offline: dict, tolerance: dict[str, float]) -> pd.DataFrame:
-    """Per metric with a tolerance: offline, online, their difference and whether it is too big."""
+# Metrics that score predictions alone (no probabilities), so their sampling spread
+# can be measured by resampling rows: the tolerance of the others is the configured one.
+POINT_METRICS = {
+    "accuracy": metrics.accuracy_score,
+    "f1_macro": lambda truth, guess: metrics.f1_score(truth, guess, average="macro"),
+    "precision_macro": lambda truth, guess: metrics.precision_score(
+        truth, guess, average="macro", zero_division=0
+    ),
+    "recall_macro": lambda truth, guess: metrics.recall_score(
+        truth, guess, average="macro", zero_division=0
+    ),
+    "rmse": metrics.root_mean_squared_error,
+    "mae": metrics.mean_absolute_error,
+    "r2": metrics.r2_score,
+}
+# Resamples behind each spread: the 3-sigma tolerance moves by a few percent between seeds.
+SPREAD_DRAWS = 200
+
+
+def tolerances(model: Any, test: pd.DataFrame, params: Params, rows: int) -> pd.DataFrame:
+    """Per metric with a tolerance: how far online may stray from offline on ``rows`` rows.
+
+    A metric measured on a few hundred labeled rows moves by chance alone; how much
+    depends on the model and the data (a weak model's F1 on 20 % positives swings
+    more than a strong one's accuracy). So the tolerance is ``online.spread_z``
+    standard deviations of the metric over ``rows`` rows resampled from the test
+    split, never less than the configured ``online.tolerance`` (the smallest change
+    worth an alarm). ``chance`` is the model's metric against the test labels
+    shuffled (averaged over shuffles): what a model that guesses would score online.
+    When it lies within the tolerance of the offline metric, this many labels cannot
+    tell a useless model from this one (``tells_chance`` is false) and the report
+    says how many would.
+    """
+    data, config = params.data, params.monitor.online
+    features = test[input_columns_of(model, params)]
+    truth, guess = test[data.target], pd.Series(model.predict(features), index=test.index)
+    if data.is_classification:
+        truth, guess = category_labels(truth), category_labels(guess)
+    else:
+        truth, guess = truth.astype(float), guess.astype(float)
+    truth, guess = truth.to_numpy(), guess.to_numpy()
+    rng = np.random.default_rng(params.train.seed)
+    draws = [rng.integers(0, len(truth), size=max(rows, 1)) for _ in range(SPREAD_DRAWS)]
+    # Chance is averaged over many shuffles: one shuffle alone is off by a spread.
+    shuffles = [rng.permutation(truth) for _ in range(SPREAD_DRAWS // 4)]
+    table = []
+    for metric, floor in config.tolerance.items():
+        function = POINT_METRICS.get(metric)
+        spread = chance = offline = np.nan
+        if function is not None and len(truth):
+            offline = float(function(truth, guess))
+            spread = float(np.std([function(truth[index], guess[index]) for index in draws]))
+            chance = float(np.mean([function(labels, guess) for labels in shuffles]))
+        limit = max(floor, config.spread_z * spread) if np.isfinite(spread) else floor
+        distance = abs(offline - chance)
+        table.append(
+            {
+                "metric": metric,
+                "floor": floor,
+                "spread": spread,
+                "tolerance": limit,
+                "chance": chance,
+                "tells_chance": bool(distance > limit) if np.isfinite(distance) else True,
+                # Rows at which the tolerance would shrink below the distance to chance
+                # (the spread falls as one over the square root of the rows).
+                "rows_to_tell_chance": (
+                    int(np.ceil(rows * (config.spread_z * spread / distance) ** 2))
+                    if np.isfinite(distance) and distance > floor and spread > 0
+                    else None
+                ),
+            }
+        )
+    return pd.DataFrame(table).set_index("metric")
+
+
+def online_offline_table(
+    online: dict, offline: dict, tolerance: "dict[str, float] | pd.DataFrame"
+) -> pd.DataFrame:
+    """Per metric with a tolerance: offline, online, their difference and whether it is too big.
+
+    ``tolerance`` is either the table of ``tolerances`` (spread-derived limits) or
+    plain limits per metric.
+    """
+    if isinstance(tolerance, pd.DataFrame):
+        limits = tolerance["tolerance"].to_dict()
+        spreads = tolerance["spread"].to_dict()
+        chance = tolerance["tells_chance"].to_dict()
+    else:
+        limits, spreads, chance = dict(tolerance), {}, {}
     rows = []
-    for metric, limit in tolerance.items():
+    for metric, limit in limits.items():
         difference = abs(online.get(metric, np.nan) - offline.get(metric, np.nan))
         rows.append(
             {
@@ -358,11 +447,32 @@ def online_offline_table(online: dict, offline: dict, tolerance: dict[str, float
                 "offline": offline.get(metric, np.nan),
                 "online": online.get(metric, np.nan),
                 "difference": difference,
+                "spread": spreads.get(metric, np.nan),
                 "tolerance": limit,
                 "too_far": not difference <= limit,
+                "tells_chance": chance.get(metric, True),
             }
         )
     return pd.DataFrame(rows)
+
+
+def blind_spots(limits: pd.DataFrame, rows: int) -> list[str]:
+    """One line per metric whose tolerance cannot tell this model from one that guesses."""
+    lines = []
+    for metric, row in limits[~limits["tells_chance"]].iterrows():
+        needed = row["rows_to_tell_chance"]
+        more = (
+            f"about {int(needed)} labeled rows would"
+            if needed is not None and np.isfinite(needed)
+            else f"no number of labels would while its floor online.tolerance.{metric} is "
+            f"{row['floor']:.4g}"
+        )
+        lines.append(
+            f"{metric}: a model that guesses would score {row['chance']:.4g}, within the "
+            f"tolerance {row['tolerance']:.4g} of this model's: {rows} labeled rows cannot "
+            f"tell them apart ({more})"
+        )
+    return lines
 
 
 # --- Reports ------------------------------------------------------------------------
@@ -523,16 +633,24 @@ def run_online(params: Params) -> list[str]:
     answered = served_by(log, version)
     truth = labeled_rows(answered, config.labels, params.data.target, config.min_rows)
     online = online_scores(answered, truth, params.data.is_classification)
-    offline = score(model, pd.read_parquet(params.paths.test), params)
-    table = online_offline_table(online, offline, config.online.tolerance)
+    test = pd.read_parquet(params.paths.test)
+    offline = score(model, test, params)
+    limits = tolerances(model, test, params, len(truth))
+    table = online_offline_table(online, offline, limits)
     too_far = table.loc[table["too_far"], "metric"].tolist()
     summary = f"{len(too_far)} of {len(table)} metrics outside their tolerance" + (
         f": {', '.join(too_far)}" if too_far else ""
     )
+    blind = blind_spots(limits, len(truth))
     context = [
         f"{len(truth)} labeled records ({config.labels}) answered by model v{version} "
-        f"({len(log)} logged in all); offline: the same model on {params.paths.test}.",
+        f"({len(log)} logged in all); offline: the same model on {params.paths.test}. "
+        f"Tolerance: {config.online.spread_z} times the metric's spread over {len(truth)} rows "
+        "resampled from the test split, at least online.tolerance of conf/monitor/.",
+        *(f"- {line}" for line in blind),
     ]
+    for line in blind:
+        print(f"online: {line}")
     write_report(
         config.report_dir / "online.md", "Online vs offline metrics", context, table, summary
     )

@@ -47,13 +47,17 @@ class Lineage:
     Models of one lineage can be scored on the same test split and stand in for one
     another (promotion, rollback); another target, task or table starts a new one.
     ``source`` only says where the data came from: a refreshed file of the same
-    table, or one with extra columns, continues the lineage.
+    table, or one with extra columns, continues the lineage. ``labels`` are a
+    classifier's classes as the table holds them (integers stay integers): a table
+    re-exported with class names instead of codes, or with a class the model never
+    learned, starts a new lineage too. Empty for a regressor, or when not recorded.
     """
 
     task: str
     target: str
     columns: tuple[str, ...]
     source: str
+    labels: tuple = ()
 
     # Model version tags: the registry says what each version learned from without
     # loading it (an old pickle may need feature code that no longer exists).
@@ -66,6 +70,7 @@ class Lineage:
             f"{self.TAG_PREFIX}target": self.target,
             f"{self.TAG_PREFIX}columns": json.dumps(list(self.columns)),
             f"{self.TAG_PREFIX}source": self.source,
+            f"{self.TAG_PREFIX}labels": json.dumps(list(self.labels)),
         }
 
     @classmethod
@@ -77,6 +82,8 @@ class Lineage:
                 target=tags[f"{cls.TAG_PREFIX}target"],
                 columns=tuple(json.loads(tags[f"{cls.TAG_PREFIX}columns"])),
                 source=tags[f"{cls.TAG_PREFIX}source"],
+                # Versions tagged before labels were recorded: unknown, not compared.
+                labels=tuple(json.loads(tags.get(f"{cls.TAG_PREFIX}labels", "[]"))),
             )
         except KeyError:
             return None
@@ -86,10 +93,62 @@ class Lineage:
         return f"{self.target} from {self.source}"
 
 
+def plain_labels(values: Iterable) -> tuple:
+    """Labels as plain JSON values, each in its own type (numpy's 1 becomes 1, not "1")."""
+    return tuple(getattr(label, "item", lambda label=label: label)() for label in values)
+
+
+def labels_of(model: Any) -> tuple:
+    """A classifier's classes as plain JSON values; () for a regressor."""
+    classes = getattr(model, "classes_", None)
+    return () if classes is None else plain_labels(classes)
+
+
 def lineage_of(model: Pipeline, params: Params) -> Lineage:
     """The lineage of a model fitted on the configured data."""
     data = params.data
-    return Lineage(data.task, data.target, tuple(input_columns_of(model, params)), str(data.source))
+    return Lineage(
+        data.task,
+        data.target,
+        tuple(input_columns_of(model, params)),
+        str(data.source),
+        labels_of(model) if data.is_classification else (),
+    )
+
+
+def label_kind(labels: Iterable) -> str:
+    """What the labels are, in words: integers, numbers, strings, or a mix."""
+    kinds = set()
+    for label in labels:
+        if isinstance(label, bool):
+            kinds.add("booleans")
+        elif isinstance(label, int):
+            kinds.add("integers")
+        elif isinstance(label, float):
+            kinds.add("numbers")
+        else:
+            kinds.add("strings")
+    return " and ".join(sorted(kinds)) or "none"
+
+
+def label_change(old: Iterable, new: Iterable) -> str | None:
+    """Why labels ``new`` cannot be scored by a model that learned labels ``old``.
+
+    A change of kind (codes re-exported as class names: ``1`` is not ``"1"``, and
+    scikit-learn refuses to compare the two) or a label the old model never learned.
+    A label the new data lacks is no change: a small split may miss a rare class.
+    """
+    old, new = list(old), list(new)
+    if not old or not new:
+        return None
+    shown = f"{label_kind(old)} {old[:6]}{' ...' if len(old) > 6 else ''}"
+    now = f"{label_kind(new)} {new[:6]}{' ...' if len(new) > 6 else ''}"
+    if label_kind(old) != label_kind(new):
+        return f"the labels changed from {shown} to {now}"
+    unknown = [label for label in new if label not in set(old)]
+    if unknown:
+        return f"the labels changed from {shown} to {now} (new: {unknown[:3]})"
+    return None
 
 
 def lineage_change(old: Lineage, new: Lineage, available: Iterable[str], table: str) -> str | None:
@@ -103,6 +162,9 @@ def lineage_change(old: Lineage, new: Lineage, available: Iterable[str], table: 
         changes.append(f"the task changed from {old.task} to {new.task}")
     if old.target != new.target:
         changes.append(f"the target changed from {old.target!r} to {new.target!r}")
+    labels = label_change(old.labels, new.labels)
+    if labels and old.target == new.target:
+        changes.append(labels)
     present = set(available)
     missing = [column for column in old.columns if column not in present]
     if missing:
