@@ -8,7 +8,8 @@ a reference record from the training data (what explanations compare against),
 the serving settings and an example request. The service and its image need only this
 folder: no MLflow, no tracking server. The champion (and a canary challenger) is also
 compiled (``compiled.py``): the service loads that, ``metadata['runtime']`` says
-how, and ``metadata['files']`` holds the SHA-256 of every other file of the bundle.
+how, ``metadata['files']`` holds the SHA-256 of every other file of the bundle and
+``metadata['metadata_sha256']`` that of the metadata itself (``serving.bundle.seal``).
 """
 
 import argparse
@@ -23,6 +24,7 @@ import pandas as pd
 from . import strict_json
 from .compiled import compile_model
 from .config import Params, load_params
+from .serving.bundle import seal
 from .train import Lineage, input_columns_of, lineage_change
 
 MODEL_FILE = "model.joblib"
@@ -168,7 +170,9 @@ def write_bundle(
             written.append(name)
     names = [MODEL_FILE, *([CHALLENGER_FILE] if challenger is not None else []), *compiled]
     files = {name: sha256_of(bundle / name) for name in sorted([*names, EXAMPLE_FILE])}
-    if write_if_changed(bundle / METADATA_FILE, json_bytes({**metadata, "files": files})):
+    # Sealed as it reads back: the digest is of the JSON values, not of Python's objects.
+    written_metadata = json.loads(json_bytes({**metadata, "files": files}))
+    if write_if_changed(bundle / METADATA_FILE, json_bytes(seal(written_metadata))):
         written.append(METADATA_FILE)
     return written
 
