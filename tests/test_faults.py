@@ -34,7 +34,8 @@ ON_CLASSIFICATION = pytest.mark.parametrize("trained_project", ["classification"
 # summary, uv's note on the project it reinstalled, DVC's summary, and MLflow's log
 # records of what it did before the fault.
 CHATTER = re.compile(
-    r"^(\S*uv run |make: \*\*\*|(Uninstalled|Installed) \d+ package|ERROR: failed to reproduce"
+    r"^(\S*uv run |make: \*\*\*|\s*(Uninstalled|Installed) \d+ package|\s*Buil(ding|t) "
+    r"|ERROR: failed to reproduce"
     r"|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (INFO|WARNING) )"
 )
 # How long a killed training may take to start its MLflow run.
@@ -92,7 +93,7 @@ def query(project: Path, sql: str) -> list[tuple]:
 def registry(project: Path) -> tuple[list[tuple], list[tuple]]:
     """The registered versions (version, run) and the aliases (alias, version)."""
     return (
-        query(project, "SELECT version, run_uuid FROM model_versions ORDER BY version"),
+        query(project, "SELECT version, run_id FROM model_versions ORDER BY version"),
         query(project, "SELECT alias, version FROM registered_model_aliases ORDER BY alias"),
     )
 

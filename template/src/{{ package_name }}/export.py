@@ -15,6 +15,7 @@ how, ``metadata['files']`` holds the SHA-256 of every other file of the bundle a
 import argparse
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,41 @@ def write_bundle(
     Compiled files the bundle's previous metadata listed and this one lacks are
     removed. The metadata written gains ``files``: each other file's SHA-256.
     Returns the names of the files written or removed.
+
+    The new bundle is made in a folder beside it and then put in its place: a write
+    that fails (a full disk) leaves the bundle as it was, never half of each.
     """
+    staging = bundle.with_name(f".{bundle.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        if bundle.is_dir():
+            shutil.copytree(bundle, staging)
+        written = write_into(model, metadata, example, staging, challenger, keep, compiled)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not written:
+        shutil.rmtree(staging)
+        return []
+    previous = bundle.with_name(f".{bundle.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if bundle.exists():
+        bundle.rename(previous)
+    staging.rename(bundle)
+    shutil.rmtree(previous, ignore_errors=True)
+    return written
+
+
+def write_into(
+    model,
+    metadata: dict,
+    example: dict,
+    bundle: Path,
+    challenger=None,
+    keep: tuple = (),
+    compiled: dict[str, bytes] | None = None,
+) -> list[str]:
+    """``write_bundle``'s writes, in place in ``bundle``: what changed, file by file."""
     bundle.mkdir(parents=True, exist_ok=True)
     compiled = compiled or {}
     previous = bundled(bundle)
