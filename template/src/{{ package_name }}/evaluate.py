@@ -314,13 +314,18 @@ def run_stage() -> None:
 def check_bundle(params: Params) -> list[str]:
     """Thresholds the exported champion misses on the current test split (none: it may ship).
 
-    A bundle whose model learned another target or task, or needs columns the
-    split lacks, cannot be scored on it: that is the one failure then.
+    A bundle whose files or metadata do not match their hashes (or none at all), or
+    whose model learned another target or task, or needs columns the split lacks,
+    cannot be scored on it: that is the one failure then.
     """
-    from .export import METADATA_FILE, MODEL_FILE
+    from .export import MODEL_FILE
+    from .serving.bundle import BundleError, verify_bundle
 
+    try:
+        metadata = verify_bundle(params.paths.bundle)
+    except BundleError as error:
+        return [str(error)]
     model = joblib.load(params.paths.bundle / MODEL_FILE)
-    metadata = json.loads((params.paths.bundle / METADATA_FILE).read_text())
     test_set = pd.read_parquet(params.paths.test)
     bundled = Lineage(
         metadata["task"], metadata["target"], tuple(input_columns_of(model, params)), "its data"

@@ -8,12 +8,14 @@ a reference record from the training data (what explanations compare against),
 the serving settings and an example request. The service and its image need only this
 folder: no MLflow, no tracking server. The champion (and a canary challenger) is also
 compiled (``compiled.py``): the service loads that, ``metadata['runtime']`` says
-how, and ``metadata['files']`` holds the SHA-256 of every other file of the bundle.
+how, ``metadata['files']`` holds the SHA-256 of every other file of the bundle and
+``metadata['metadata_sha256']`` that of the metadata itself (``serving.bundle.seal``).
 """
 
 import argparse
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import pandas as pd
 from . import strict_json
 from .compiled import compile_model
 from .config import Params, load_params
+from .serving.bundle import seal
 from .train import Lineage, input_columns_of, lineage_change
 
 MODEL_FILE = "model.joblib"
@@ -144,7 +147,41 @@ def write_bundle(
     Compiled files the bundle's previous metadata listed and this one lacks are
     removed. The metadata written gains ``files``: each other file's SHA-256.
     Returns the names of the files written or removed.
+
+    The new bundle is made in a folder beside it and then put in its place: a write
+    that fails (a full disk) leaves the bundle as it was, never half of each.
     """
+    staging = bundle.with_name(f".{bundle.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        if bundle.is_dir():
+            shutil.copytree(bundle, staging)
+        written = write_into(model, metadata, example, staging, challenger, keep, compiled)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not written:
+        shutil.rmtree(staging)
+        return []
+    previous = bundle.with_name(f".{bundle.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if bundle.exists():
+        bundle.rename(previous)
+    staging.rename(bundle)
+    shutil.rmtree(previous, ignore_errors=True)
+    return written
+
+
+def write_into(
+    model,
+    metadata: dict,
+    example: dict,
+    bundle: Path,
+    challenger=None,
+    keep: tuple = (),
+    compiled: dict[str, bytes] | None = None,
+) -> list[str]:
+    """``write_bundle``'s writes, in place in ``bundle``: what changed, file by file."""
     bundle.mkdir(parents=True, exist_ok=True)
     compiled = compiled or {}
     previous = bundled(bundle)
@@ -168,7 +205,9 @@ def write_bundle(
             written.append(name)
     names = [MODEL_FILE, *([CHALLENGER_FILE] if challenger is not None else []), *compiled]
     files = {name: sha256_of(bundle / name) for name in sorted([*names, EXAMPLE_FILE])}
-    if write_if_changed(bundle / METADATA_FILE, json_bytes({**metadata, "files": files})):
+    # Sealed as it reads back: the digest is of the JSON values, not of Python's objects.
+    written_metadata = json.loads(json_bytes({**metadata, "files": files}))
+    if write_if_changed(bundle / METADATA_FILE, json_bytes(seal(written_metadata))):
         written.append(METADATA_FILE)
     return written
 

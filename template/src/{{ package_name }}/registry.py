@@ -5,7 +5,10 @@ Tracking defaults to ``sqlite:///mlflow.db`` (``conf/mlflow/``); the
 team server needs no change here.
 """
 
+import contextlib
 import os
+import socket
+import sqlite3
 import subprocess
 import urllib.error
 import urllib.request
@@ -22,6 +25,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
+from . import faults
 from .config import MlflowConfig, Params
 from .train import Lineage, lineage_change
 
@@ -36,11 +40,197 @@ def tracking_uri(config: MlflowConfig) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
 
 
+def local_store(uri: str) -> Path | None:
+    """The SQLite file of a ``sqlite:///`` tracking URI, or None for any other store."""
+    prefix = "sqlite:///"
+    return Path(uri.removeprefix(prefix)) if uri.startswith(prefix) else None
+
+
+def check_store(store: Path) -> None:
+    """Stop, in one line, when ``store`` exists but SQLite cannot read it.
+
+    A missing store is no fault: MLflow makes a new one, and evaluation notices that
+    it lacks the model the train stage registered (``evaluate.stale_registration``).
+    """
+    if not store.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(store)) as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as error:
+        raise SystemExit(faults.damaged_store_line(str(store), str(error))) from None
+
+
+# MLflow puts a local store's artifacts in this folder beside it, one folder per experiment.
+ARTIFACT_FOLDER = "mlruns"
+
+
+def recorded_root(store: Path) -> str | None:
+    """The project folder a local store's artifact locations name, when not this one.
+
+    MLflow records absolute artifact locations (``<project>/mlruns/<experiment>``):
+    after the project is moved or copied, they still name the old folder, and new
+    runs would write there. None when they name this project, or another place the
+    team chose on purpose (not ``mlruns/`` beside the store).
+    """
+    here = str(store.resolve().parent)
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        try:
+            rows = db.execute("SELECT experiment_id, artifact_location FROM experiments")
+            locations = rows.fetchall()
+        except sqlite3.OperationalError:  # a new store: MLflow has not made its tables
+            return None
+    for experiment_id, location in locations:
+        path = str(location or "").removeprefix("file://")
+        tail = f"/{ARTIFACT_FOLDER}/{experiment_id}"
+        if path.endswith(tail) and path[: -len(tail)] != here:
+            return path[: -len(tail)]
+    return None
+
+
+# SQLite's declared types that hold text (its type affinity rules).
+TEXT_TYPES = ("CHAR", "TEXT", "CLOB")
+
+
+def relocate_store(store: Path) -> str | None:
+    """Make a moved or copied project's store name its own folder; what was done, or None.
+
+    Every text cell naming the old folder is rewritten in one transaction, so runs,
+    logged models and registered versions find their artifacts in this project's
+    ``mlruns/`` and new ones are written there, never into the old folder's path.
+    """
+    if not store.exists():
+        return None
+    old = recorded_root(store)
+    if old is None:
+        return None
+    new = str(store.resolve().parent)
+    if not (Path(new) / ARTIFACT_FOLDER).is_dir():
+        raise SystemExit(
+            f"{store} records artifacts in {old}/{ARTIFACT_FOLDER}/ and this project has no "
+            f"{ARTIFACT_FOLDER}/ folder: copy {old}/{ARTIFACT_FOLDER} here (the runs' "
+            f"artifacts), or move {store} aside to start a new store"
+        )
+    changed = 0
+    with contextlib.closing(sqlite3.connect(store)) as db, db:
+        tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        for (table,) in tables:
+            columns = db.execute(f"PRAGMA table_info('{table}')").fetchall()
+            for _, column, declared, *_ in columns:
+                if declared and not any(kind in declared.upper() for kind in TEXT_TYPES):
+                    continue
+                changed += db.execute(
+                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                    f'WHERE instr("{column}", ?) > 0',
+                    (f"{old}/", f"{new}/", f"{old}/"),
+                ).rowcount
+    return f"mlflow: {store} named the project's old folder {old}: {changed} entries now name {new}"
+
+
 def configure(config: MlflowConfig) -> MlflowClient:
-    """Point MLflow at the tracking store and experiment; return a registry client."""
-    mlflow.set_tracking_uri(tracking_uri(config))
+    """Point MLflow at the tracking store and experiment; return a registry client.
+
+    A local store is checked first: one SQLite cannot read stops here in one line,
+    and one that still names the folder the project was moved or copied from is
+    made to name this one (and says so).
+    """
+    uri = tracking_uri(config)
+    store = local_store(uri)
+    if store is not None:
+        check_store(store)
+        relocated = relocate_store(store)
+        if relocated:
+            print(relocated)
+    mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(config.experiment_name)
     return MlflowClient()
+
+
+# A run tag naming the process that tracks the run (host, pid, start time): a run left
+# RUNNING whose process is gone was killed, and the next training closes it.
+PROCESS_TAG = "pipeline.process"
+
+
+def process_start(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, Linux), or "" where unknown.
+
+    With the pid it tells a process from a later one that reused its pid.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def this_process() -> str:
+    """This process as the value of ``PROCESS_TAG``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{process_start(os.getpid())}"
+
+
+def process_gone(tag: str) -> bool:
+    """Whether the process a ``PROCESS_TAG`` value names has ended (on this host).
+
+    A process of another host may be alive: it is never taken for gone.
+    """
+    host, _, rest = tag.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return bool(started) and process_start(int(pid)) != started
+
+
+# A model version tag the train stage sets last: a version without it, of a run that
+# did not finish, was left half-registered.
+COMPLETE_TAG = "registration"
+
+
+def close_abandoned_runs(client: MlflowClient, config: MlflowConfig) -> list[str]:
+    """Close the runs a killed stage left RUNNING, and remove what it half-registered.
+
+    A run is abandoned when the process its ``PROCESS_TAG`` names is gone; it is
+    marked KILLED. A model version of a run that did not finish (killed, or failed
+    before the train stage completed it) and that holds no alias was never a
+    challenger: it is deleted, so the registry holds no version without its run.
+    Returns one line per thing done.
+    """
+    experiment = client.get_experiment_by_name(config.experiment_name)
+    if experiment is None:
+        return []
+    done = []
+    running = client.search_runs(
+        [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'"
+    )
+    for run in running:
+        tag = run.data.tags.get(PROCESS_TAG)
+        if tag and process_gone(tag):
+            client.set_terminated(run.info.run_id, status="KILLED")
+            done.append(f"closed run {run.info.run_id}, left RUNNING by a killed stage, as KILLED")
+    name = config.registered_model_name
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return done
+    for entry in versions:
+        if entry.aliases or not entry.run_id or COMPLETE_TAG in entry.tags:
+            continue
+        try:
+            run = client.get_run(entry.run_id)
+        except MlflowException:
+            continue
+        if PROCESS_TAG in run.data.tags and run.info.status in ("FAILED", "KILLED"):
+            client.delete_model_version(name, entry.version)
+            done.append(
+                f"removed {name} v{entry.version}: its run {entry.run_id} ended "
+                f"{run.info.status} before the version was complete"
+            )
+    return done
 
 
 def git_commit() -> str:
@@ -73,44 +263,76 @@ def log_and_register(
     ``version_tags`` go on the registered version (its lineage, see ``train.Lineage``).
     """
     client = configure(params.mlflow)
+    for line in close_abandoned_runs(client, params.mlflow):
+        print(f"mlflow: {line}")
     example = features.head(3)
-    with mlflow.start_run() as run:
-        mlflow.log_params(logged_params)
-        mlflow.set_tags(
-            {**tags, "git.commit": git_commit(), "data.source": str(params.data.source)}
-        )
-        # Inside `dvc exp run` DVC names the experiment: the tag joins a row of
-        # `dvc exp show` to its MLflow run, also when a queue runs several at once.
-        if os.environ.get("DVC_EXP_NAME"):
-            mlflow.set_tag("dvc.experiment", os.environ["DVC_EXP_NAME"])
-        mlflow.log_artifact(str(config_file), artifact_path="config")
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, model.predict(example)),
-            input_example=example,
-            registered_model_name=params.mlflow.registered_model_name,
-            pip_requirements=pinned_requirements(),
-            code_paths=[str(PACKAGE_DIR)],
-            # The pipeline calls this package's feature functions; cloudpickle keeps
-            # them by reference and code_paths ships the package beside the model.
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-        )
-    version_number = str(info.registered_model_version)
-    for key, value in (version_tags or {}).items():
-        client.set_model_version_tag(
-            params.mlflow.registered_model_name, version_number, key, value
-        )
-    client.set_registered_model_alias(
-        params.mlflow.registered_model_name, params.mlflow.challenger_alias, version_number
-    )
+    registered: list[str] = []
+    # On any error the run ends FAILED (start_run's context) and the version it
+    # registered is deleted: a failed stage leaves neither behind.
+    try:
+        with mlflow.start_run() as run:
+            mlflow.set_tag(PROCESS_TAG, this_process())
+            info = log_model(model, example, params, logged_params, tags, config_file)
+            registered.append(str(info.registered_model_version))
+            complete_registration(client, params.mlflow, registered[0], version_tags)
+    except BaseException:
+        for number in registered:
+            with contextlib.suppress(Exception):  # the store may be what failed
+                client.delete_model_version(params.mlflow.registered_model_name, number)
+        raise
     return {
         "run_id": run.info.run_id,
         "model_uri": info.model_uri,
         "model_name": params.mlflow.registered_model_name,
-        "version": version_number,
+        "version": registered[0],
         "trained_at": run_start_time(run.info.start_time),
     }
+
+
+def log_model(
+    model: Pipeline,
+    example: pd.DataFrame,
+    params: Params,
+    logged_params: dict[str, Any],
+    tags: dict[str, str],
+    config_file: Path,
+) -> Any:
+    """In the active run: log the config, tags and model, registering it; MLflow's model info."""
+    mlflow.log_params(logged_params)
+    mlflow.set_tags({**tags, "git.commit": git_commit(), "data.source": str(params.data.source)})
+    # Inside `dvc exp run` DVC names the experiment: the tag joins a row of
+    # `dvc exp show` to its MLflow run, also when a queue runs several at once.
+    if os.environ.get("DVC_EXP_NAME"):
+        mlflow.set_tag("dvc.experiment", os.environ["DVC_EXP_NAME"])
+    mlflow.log_artifact(str(config_file), artifact_path="config")
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+        registered_model_name=params.mlflow.registered_model_name,
+        pip_requirements=pinned_requirements(),
+        code_paths=[str(PACKAGE_DIR)],
+        # The pipeline calls this package's feature functions; cloudpickle keeps
+        # them by reference and code_paths ships the package beside the model.
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+    )
+    return info
+
+
+def complete_registration(
+    client: MlflowClient,
+    config: MlflowConfig,
+    version_number: str,
+    version_tags: dict[str, str] | None,
+) -> None:
+    """Tag a just registered version, make it the challenger, and mark it complete."""
+    for key, value in (version_tags or {}).items():
+        client.set_model_version_tag(config.registered_model_name, version_number, key, value)
+    set_alias(client, config, config.challenger_alias, version_number)
+    client.set_model_version_tag(
+        config.registered_model_name, version_number, COMPLETE_TAG, "complete"
+    )
 
 
 def run_start_time(start_time_ms: int) -> str:

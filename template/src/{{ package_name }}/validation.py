@@ -116,6 +116,21 @@ def validate(frame: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
         raise ValidationFailed(summarize_failures(errors.failure_cases)) from None
 
 
+def too_few_rows(rows: int, source: Path, min_rows: int) -> str | None:
+    """The one line for a table with fewer rows than the schema's ``min_rows``, or None.
+
+    Said before the column rules run: on a table with no rows every column rule
+    fails too, and those lines would hide the one cause.
+    """
+    if rows >= min_rows:
+        return None
+    held = "no data rows, only a header" if rows == 0 else f"{rows} data row(s)"
+    return (
+        f"validate: {source} has {held}, fewer than the schema's min_rows={min_rows}: "
+        "add rows to it, or lower min_rows in conf/schema/ if so few are enough"
+    )
+
+
 def write_report(
     path: Path, rows: int, findings: list[dict], table_findings: list[dict] | None = None
 ) -> None:
@@ -223,6 +238,12 @@ def main() -> None:
         print(f"schema: wrote {output} from {len(frame)} rows of {params.data.source}")
         return
     frame = pd.read_parquet(params.paths.prepared)
+    too_few = too_few_rows(len(frame), params.data.source, params.data_schema.min_rows)
+    if too_few:
+        finding = {"column": "<table>", "rule": f"min_rows>={params.data_schema.min_rows}"}
+        examples = {"failures": 1, "examples": [f"{len(frame)} rows"]}
+        write_report(params.paths.validation_report, len(frame), [{**finding, **examples}])
+        raise SystemExit(too_few)
     try:
         validated = validate(frame, params.data_schema)
     except ValidationFailed as failure:

@@ -1,13 +1,21 @@
 """The champion bundle the service loads: checked file by file, then compiled models loaded.
 
-The export stage records a sha256 for every file of the bundle in its metadata.
-A bundle whose files do not match (copied halfway, edited by hand, tampered with)
-is refused at start-up with the files named, before any of them is loaded.
+The export stage records a sha256 for every file of the bundle in its metadata, and
+one of the metadata itself (``seal``): its model version, input schema and serving
+settings are what the service trusts. A bundle whose files or metadata do not match
+(copied halfway, edited by hand) is refused at start-up with the files named, before
+any of them is loaded; ``make serve`` and ``make gate`` check it the same way first.
+These are checksums against accidents, not signatures: whoever can write the folder
+can write matching ones.
+
+``python -m <package>.serving.bundle [URL]`` checks the bundle and prints what would
+be served (the banner of ``make serve``), or the one line that says what is wrong.
 """
 
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +23,8 @@ from typing import Any
 from ..compiled import Predictor, load_predictor
 
 METADATA_FILE = "metadata.json"
+# The metadata's own sha256, kept in it (of everything else in it, see ``metadata_digest``).
+METADATA_DIGEST = "metadata_sha256"
 # The two models a bundle can hold.
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -70,18 +80,61 @@ def identity(metadata: dict, entry: dict) -> dict[str, str]:
     }
 
 
+def metadata_digest(metadata: dict[str, Any]) -> str:
+    """The sha256 of a bundle's metadata, all but its own digest, as canonical JSON.
+
+    Canonical (sorted keys, no spaces) so that only a changed value changes it, not
+    the file's layout.
+    """
+    content = {key: value for key, value in metadata.items() if key != METADATA_DIGEST}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal(metadata: dict[str, Any]) -> dict[str, Any]:
+    """``metadata`` with its digest: what the export stage writes as ``metadata.json``.
+
+    A test or tool that changes a bundle's metadata on purpose seals it again.
+    """
+    return {**metadata, METADATA_DIGEST: metadata_digest(metadata)}
+
+
+EXPORT_AGAIN = "export it again with make pipeline (or make champion)"
+
+
 def read_metadata(folder: Path) -> dict[str, Any]:
-    """The bundle's metadata, refused when it records no file hashes."""
+    """The bundle's metadata, refused when missing, unreadable, changed or from an old template."""
     try:
         metadata = json.loads((folder / METADATA_FILE).read_text())
     except FileNotFoundError as error:
         raise BundleError(
-            f"no bundle at {folder}: run `make pipeline` (or `make champion`) to export one"
+            f"no exported champion in {folder}/: run make pipeline (or make champion)"
         ) from error
-    if "files" not in metadata or "runtime" not in metadata:
+    except ValueError as error:
         raise BundleError(
-            f"the bundle at {folder} records no file hashes or compiled model (an older "
-            "template wrote it): run `make pipeline` or `make champion` to export it again"
+            f"{folder / METADATA_FILE} is not readable JSON ({error}): {EXPORT_AGAIN}"
+        ) from None
+    if not isinstance(metadata, dict) or not {"files", "runtime", METADATA_DIGEST} <= set(metadata):
+        raise BundleError(
+            f"the bundle in {folder}/ records no hashes of its files and metadata or no "
+            f"compiled model (an older template wrote it): {EXPORT_AGAIN}"
+        )
+    if metadata_digest(metadata) != metadata[METADATA_DIGEST]:
+        raise BundleError(
+            f"{folder / METADATA_FILE} was changed since export (its sha256 differs from "
+            f"the one recorded in it): {EXPORT_AGAIN}"
+        )
+    return metadata
+
+
+def verify_bundle(folder: Path) -> dict[str, Any]:
+    """The bundle's metadata, once it and every file it records match their hashes."""
+    metadata = read_metadata(folder)
+    problems = mismatched_files(folder, metadata["files"])
+    if problems:
+        raise BundleError(
+            f"the bundle in {folder}/ does not match the hashes recorded at export "
+            f"({'; '.join(problems)}): {EXPORT_AGAIN}"
         )
     return metadata
 
@@ -91,14 +144,7 @@ def open_bundle(folder: Path) -> Bundle:
 
     The challenger is loaded only when the canary is on and the bundle holds one.
     """
-    metadata = read_metadata(folder)
-    problems = mismatched_files(folder, metadata["files"])
-    if problems:
-        raise BundleError(
-            f"refusing to serve {folder}: its files do not match the hashes recorded at "
-            f"export ({'; '.join(problems)}); export it again with `make pipeline` or "
-            "`make champion`"
-        )
+    metadata = verify_bundle(folder)
     models = {CHAMPION: load_predictor(folder, metadata["runtime"])}
     identities = {CHAMPION: identity(metadata, metadata)}
     challenger = metadata.get("challenger")
@@ -111,3 +157,18 @@ def open_bundle(folder: Path) -> Bundle:
 def bundle_folder() -> Path:
     """The bundle to serve: ``MODEL_BUNDLE`` when set, else ``models/champion``."""
     return Path(os.environ.get("MODEL_BUNDLE", "models/champion"))
+
+
+def main() -> None:
+    """Check the bundle; print what would be served at the URL given, or why it cannot be."""
+    url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:3000"
+    try:
+        metadata = verify_bundle(bundle_folder())
+    except BundleError as error:
+        raise SystemExit(str(error)) from None
+    name, version, alias = (metadata[key] for key in ("model_name", "model_version", "model_alias"))
+    print(f"Serving {name} v{version} ({alias}) on {url}")
+
+
+if __name__ == "__main__":
+    main()

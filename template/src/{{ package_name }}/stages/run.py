@@ -9,6 +9,7 @@ Only the standard library is imported here: this process must start in milliseco
 """
 
 import contextlib
+import importlib
 import json
 import os
 import runpy
@@ -26,9 +27,20 @@ def package() -> str:
 
 
 def run_here(module: str, args: list[str]) -> None:
-    """Run ``python -m <package>.<module> args`` in this process."""
+    """Run ``python -m <package>.<module> args`` in this process.
+
+    A fault of the machine (a full disk, a damaged tracking store) ends the stage in
+    the one line ``<package>.faults`` makes of it, not in a chain of tracebacks.
+    """
     sys.argv = [module, *args]
-    runpy.run_module(f"{package()}.{module}", run_name="__main__", alter_sys=True)
+    try:
+        runpy.run_module(f"{package()}.{module}", run_name="__main__", alter_sys=True)
+    except Exception as error:
+        faults = importlib.import_module(f"{package()}.faults")
+        line = faults.explain(error, " ".join(["stage", module, *args]))
+        if line is None:
+            raise
+        sys.exit(line)
 
 
 def standard_streams() -> list[int]:
