@@ -5,6 +5,8 @@ metrics and its concurrency limit included), so:
 
 - an unknown path is answered 404 here, and BentoML's request metrics only ever
   see known routes (the refusal is counted under ``endpoint="other"``);
+- a request whose Content-Length passes ``serve.max_body_bytes`` is answered 413
+  before any of its body is read, whatever the path;
 - a prediction route accepts only ``application/json`` (415 otherwise), a body
   up to ``serve.max_body_bytes`` (413), and JSON whose keys are all known fields:
   unknown keys are found with one ``json.loads`` and a set difference, so a 1 MB
@@ -14,7 +16,8 @@ metrics and its concurrency limit included), so:
 - 429 (too many requests at once) and 503 answers carry ``Retry-After`` and, like
   every refusal, are counted in ``rejected_requests_total``;
 - ``/`` serves the API page from the service's own files, under a
-  Content-Security-Policy that allows nothing from elsewhere.
+  Content-Security-Policy that allows nothing from elsewhere, and ``/docs.json``
+  the service's own OpenAPI document (``openapi.py``), not BentoML's.
 """
 
 import functools
@@ -63,6 +66,10 @@ class Refusal(Exception):
     def __init__(self, status: int, body: dict, fields: list[str] | None = None) -> None:
         super().__init__(body.get("error"))
         self.status, self.body, self.fields = status, body, fields or []
+
+
+class ClientGone(Exception):
+    """The client left (or was cut for being slow) before its body arrived: nobody to answer."""
 
 
 class PredictionRoute:
@@ -177,6 +184,14 @@ def json_body(content: dict) -> bytes:
     return json.dumps({"error": str(content.get("error", ""))[: MAX_ERROR_BYTES // 2]}).encode()
 
 
+def declared_length(scope: dict) -> int:
+    """The request's Content-Length (uvicorn has checked it is a number), or 0."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value)
+    return 0
+
+
 def media_type(scope: dict) -> str:
     """The request's content type without parameters (``; charset=...``), lower-cased."""
     for name, value in scope.get("headers", ()):
@@ -193,9 +208,11 @@ class RequestGuard:
         app: Any,
         routes: dict[str, PredictionRoute],
         max_body_bytes: int,
+        api_document: dict,
         on_metrics: Callable[[], None],
     ) -> None:
         self.app = app
+        self.api_document = json.dumps(api_document).encode()
         self.routes = routes
         self.max_body_bytes = max_body_bytes
         self.on_metrics = on_metrics
@@ -232,11 +249,17 @@ class RequestGuard:
             refusal = Refusal(404, {"error": f"no such path; the prediction routes: {routes}"})
             await self.refuse(scope, send, refusal)
             return
+        if declared_length(scope) > self.max_body_bytes:
+            await self.refuse(scope, send, self.too_large())
+            return
         if path in DOCS_FILES:
             name, content_type = DOCS_FILES[path]
             page = docs_file(name)
             policy = [(b"content-security-policy", CONTENT_SECURITY_POLICY)]
             await answer(send, 200, page, content_type, policy)
+            return
+        if path == "/docs.json":
+            await answer(send, 200, self.api_document, b"application/json")
             return
         if path == "/metrics":
             self.on_metrics()
@@ -252,6 +275,8 @@ class RequestGuard:
                 )
             body = await self.read_body(receive)
             route.check(body)
+        except ClientGone:
+            return
         except Refusal as refusal:
             await self.refuse(scope, send, refusal)
             return
@@ -282,19 +307,23 @@ class RequestGuard:
 
         return observed_send
 
+    def too_large(self) -> Refusal:
+        """The refusal of a body past the limit."""
+        return Refusal(
+            413, {"error": f"request body exceeds the limit of {self.max_body_bytes} bytes"}
+        )
+
     async def read_body(self, receive: Any) -> bytes:
         """The whole request body; a 413 refusal as soon as it passes the limit."""
         chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return b"".join(chunks)
+                raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                raise Refusal(
-                    413, {"error": f"request body exceeds the limit of {self.max_body_bytes} bytes"}
-                )
+                raise self.too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)

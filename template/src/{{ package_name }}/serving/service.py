@@ -17,13 +17,13 @@ from typing import Any
 
 import bentoml
 
-from . import guard
+from . import connection, guard, openapi
 from .batching import MicroBatcher
 from .bundle import CHALLENGER, CHAMPION, bundle_folder, open_bundle
 from .explain import occlusion
 from .metrics import PREDICTIONS, keep_resource_gauges_current, refresh_resource_gauges
 from .prediction_log import PredictionLog, prediction_log_path
-from .request_types import BatchPredictions, Explanation, Prediction, batch_type, record_type
+from .request_types import answer_types, batch_type, record_type
 
 BUNDLE = open_bundle(bundle_folder())
 METADATA, SETTINGS = BUNDLE.metadata, BUNDLE.settings
@@ -32,6 +32,13 @@ CANARY: dict[str, Any] = SETTINGS["canary"]
 Record = record_type(METADATA["input_schema"])
 BatchOfRecords, BatchRequest = batch_type(Record, SETTINGS["max_batch_size"])
 # BentoML calls an endpoint with the fields by their Python names: the column of each.
+# A prediction is typed by what the bundle's models predict: their classes, or a number.
+CLASSES = (
+    list(dict.fromkeys(label for model in BUNDLE.models.values() for label in model.classes))
+    if CLASSIFICATION
+    else None
+)
+Prediction, BatchPredictions, Explanation = answer_types(CLASSES)
 FIELD_COLUMNS = {name: field.alias for name, field in Record.model_fields.items()}
 Row = dict[str, Any]
 
@@ -154,6 +161,24 @@ class ModelService:
         return Explanation(**explanation, **self.identities[CHAMPION])
 
 
+API_DOCUMENT = openapi.document(
+    METADATA["model_name"],
+    str(METADATA["model_version"]),
+    {
+        "/predict": (Record, Prediction, "Predict one record (batched with concurrent requests)"),
+        "/predict_batch": (
+            BatchRequest,
+            BatchPredictions,
+            "Predict a batch of records, in order, all by the same model",
+        ),
+        "/explain": (
+            Record,
+            Explanation,
+            "How much each input column contributed to this record's prediction",
+        ),
+    },
+)
+connection.install()
 guard.install(
     ModelService,
     routes={
@@ -164,5 +189,6 @@ guard.install(
         ),
     },
     max_body_bytes=SETTINGS["max_body_bytes"],
+    api_document=API_DOCUMENT,
     on_metrics=lambda: refresh_resource_gauges(METADATA["trained_at"]),
 )
