@@ -144,11 +144,16 @@ class GuardedH11Protocol(H11Protocol):
         """uvicorn's answer to a bad request, with the status and reason of the refusal."""
         status, problem = self.refusal or (400, msg)
         self.refusal = None
-        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+        body = problem.encode("ascii", "replace")
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
         reason = REASONS.get(status, REASONS[400])
         for event in (
             h11.Response(status_code=status, headers=headers, reason=reason),
-            h11.Data(data=problem.encode("ascii", "replace")),
+            h11.Data(data=body),
             h11.EndOfMessage(),
         ):
             self.transport.write(self.conn.send(event))

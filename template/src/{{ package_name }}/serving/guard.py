@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .direct import VALIDATED, DirectRoute
 from .metrics import REJECTED, SCHEMA_VIOLATIONS
 
 MAX_PROBLEMS = 20
@@ -133,10 +134,10 @@ class PredictionRoute:
         for index, record in enumerate(records):
             self.unknown_keys(record, f"records[{index}]")
 
-    def validate(self, body: bytes) -> None:
+    def validate(self, body: bytes) -> BaseModel:
         """Full validation against the schema; a refusal names the first problems."""
         try:
-            self.model.model_validate_json(body)
+            return self.model.model_validate_json(body)
         except ValidationError as error:
             issues = error.errors(include_url=False, include_context=False)
             fields = [
@@ -163,10 +164,10 @@ class PredictionRoute:
                 fields or ["other"],
             ) from None
 
-    def check(self, body: bytes) -> None:
-        """Raise a ``Refusal`` unless ``body`` is a request this route can predict."""
+    def check(self, body: bytes) -> BaseModel:
+        """The validated request; a ``Refusal`` unless ``body`` is one this route can predict."""
         self.precheck(body)
-        self.validate(body)
+        return self.validate(body)
 
 
 async def answer(send: Any, status: int, body: bytes, content_type: bytes, extra=()) -> None:
@@ -274,7 +275,7 @@ class RequestGuard:
                     {"error": "send the body as JSON, with content-type: application/json"},
                 )
             body = await self.read_body(receive)
-            route.check(body)
+            scope[VALIDATED] = route.check(body)
         except ClientGone:
             return
         except Refusal as refusal:
@@ -329,8 +330,10 @@ class RequestGuard:
                 return b"".join(chunks)
 
 
-def install(service: Any, **options: Any) -> None:
-    """Put ``RequestGuard`` in front of every middleware of the service's HTTP app.
+def install(service: Any, direct: dict[str, Any], **options: Any) -> None:
+    """Put ``RequestGuard`` in front of every middleware of the service's HTTP app,
+    and ``DirectRoute`` (with the ``direct`` options) just inside BentoML's request
+    metrics (see ``direct.py``).
 
     BentoML's ``add_asgi_middleware`` places a middleware inside its own request
     metrics and concurrency limit, too late to keep unknown paths out of the
@@ -347,6 +350,15 @@ def install(service: Any, **options: Any) -> None:
         inner = middlewares.fget(factory)
         if factory.service.name != service.name:
             return inner
-        return [Middleware(RequestGuard, **options), *inner]
+        metrics = [
+            index for index, middleware in enumerate(inner) if "Metrics" in middleware.cls.__name__
+        ]
+        at = metrics[0] + 1 if metrics else 0
+        return [
+            Middleware(RequestGuard, **options),
+            *inner[:at],
+            Middleware(DirectRoute, **direct),
+            *inner[at:],
+        ]
 
     ServiceAppFactory.middlewares = property(guarded)

@@ -17,7 +17,7 @@ from typing import Any
 
 import bentoml
 
-from . import connection, guard, openapi
+from . import connection, direct, guard, openapi
 from .batching import MicroBatcher
 from .bundle import CHALLENGER, CHAMPION, bundle_folder, open_bundle
 from .explain import occlusion
@@ -66,6 +66,7 @@ class ModelService:
             prediction_log_path(SETTINGS), SETTINGS["prediction_log"]["sample_rate"]
         )
         keep_resource_gauges_current(METADATA["trained_at"])
+        direct.serve_directly("/predict", self.predict_record)
 
     def canary_draw(self, mode: str) -> bool:
         """Whether the challenger takes part in one request, in canary ``mode``."""
@@ -133,9 +134,17 @@ class ModelService:
             self.predict_as(CHALLENGER, rows, [request_ids[i] for i in shadowed])
         return [answers[index] for index in range(len(requests))]
 
+    async def predict_record(self, record: Any) -> Prediction:
+        """Predict one validated record (batched with concurrent requests)."""
+        return await self.batcher.submit((record.model_dump(), self.route()))
+
     @bentoml.api(route="/predict", input_spec=Record)
     async def predict(self, **record: Any) -> Prediction:
-        """Predict one record (batched with concurrent requests)."""
+        """Predict one record (batched with concurrent requests).
+
+        The guard answers ``/predict`` through ``predict_record`` (see ``direct.py``);
+        this endpoint declares the route to BentoML and serves in-process callers.
+        """
         return await self.batcher.submit((row_of(record), self.route()))
 
     @bentoml.api(route="/predict_batch", input_spec=BatchRequest)
@@ -190,5 +199,6 @@ guard.install(
     },
     max_body_bytes=SETTINGS["max_body_bytes"],
     api_document=API_DOCUMENT,
+    direct={"timeout": SETTINGS["timeout_seconds"], "max_concurrency": SETTINGS["max_concurrency"]},
     on_metrics=lambda: refresh_resource_gauges(METADATA["trained_at"]),
 )
