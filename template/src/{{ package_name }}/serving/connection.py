@@ -141,7 +141,7 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to a bad request, with the status and reason of the refusal."""
+        """Answer a refused request as uvicorn does, with the refusal's status and reason."""
         status, problem = self.refusal or (400, msg)
         self.refusal = None
         body = problem.encode("ascii", "replace")

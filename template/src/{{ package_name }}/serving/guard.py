@@ -331,8 +331,9 @@ class RequestGuard:
 
 
 def install(service: Any, direct: dict[str, Any], **options: Any) -> None:
-    """Put ``RequestGuard`` in front of every middleware of the service's HTTP app,
-    and ``DirectRoute`` (with the ``direct`` options) just inside BentoML's request
+    """Put ``RequestGuard`` in front of the service's middlewares, ``DirectRoute`` inside.
+
+    ``DirectRoute`` (with the ``direct`` options) goes just inside BentoML's request
     metrics (see ``direct.py``).
 
     BentoML's ``add_asgi_middleware`` places a middleware inside its own request

@@ -38,7 +38,10 @@ ERROR = {
     },
 }
 RETRY_AFTER = {
-    "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "string"}}
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "string"},
+    }
 }
 
 

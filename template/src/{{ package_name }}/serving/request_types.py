@@ -5,6 +5,7 @@ names the field and the problem: the rules are those ``conf/schema/`` gives the
 validation stage, carried in the bundle's metadata.
 """
 
+import contextlib
 import math
 from typing import Annotated, Any, Literal
 
@@ -66,15 +67,15 @@ def accepted_values(annotation: Any, candidates: list) -> list:
 
 
 def category_inputs(categories: list, annotation: Any) -> Any:
-    """The JSON values a category field accepts: its categories, and the numbers or
-    booleans whose text is one (``scalar_as_text``), so the API document lists them all."""
+    """The JSON values a category field accepts, so the API document lists them all.
+
+    Its categories, and the numbers or booleans whose text is one (``scalar_as_text``).
+    """
     candidates: list = [*categories, True, False]
     for category in categories:
         for number in (int, float):
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 candidates.append(number(category))
-            except (TypeError, ValueError):
-                pass
     return Literal[tuple(accepted_values(annotation, candidates))]
 
 
@@ -190,13 +191,13 @@ def label_type(classes: list | None) -> Any:
 
 
 def answer_types(classes: list | None) -> tuple[type[BaseModel], ...]:
-    """``Prediction``, ``BatchPredictions`` and ``Explanation`` with the bundle's label type,
-    so the API document says what ``prediction`` holds ("Adelie", 3, 1.25)."""
+    """``Prediction``, ``BatchPredictions`` and ``Explanation`` typed by the bundle's labels.
+
+    So the API document says what ``prediction`` holds ("Adelie", 3, 1.25).
+    """
     label = label_type(classes)
     return (
         create_model("Prediction", __base__=Prediction, prediction=(label, ...)),
-        create_model(
-            "BatchPredictions", __base__=BatchPredictions, predictions=(list[label], ...)
-        ),
+        create_model("BatchPredictions", __base__=BatchPredictions, predictions=(list[label], ...)),
         create_model("Explanation", __base__=Explanation, prediction=(label, ...)),
     )
