@@ -76,7 +76,8 @@ def category_inputs(categories: list, annotation: Any) -> Any:
         for number in (int, float):
             with contextlib.suppress(TypeError, ValueError):
                 candidates.append(number(category))
-    return Literal[tuple(accepted_values(annotation, candidates))]
+    # Nothing accepted (categories the field can never match): document the categories.
+    return Literal[tuple(accepted_values(annotation, candidates) or categories)]
 
 
 def field_type(rules: ColumnSchema) -> Any:
