@@ -5,6 +5,8 @@ metrics and its concurrency limit included), so:
 
 - an unknown path is answered 404 here, and BentoML's request metrics only ever
   see known routes (the refusal is counted under ``endpoint="other"``);
+- a request whose Content-Length passes ``serve.max_body_bytes`` is answered 413
+  before any of its body is read, whatever the path;
 - a prediction route accepts only ``application/json`` (415 otherwise), a body
   up to ``serve.max_body_bytes`` (413), and JSON whose keys are all known fields:
   unknown keys are found with one ``json.loads`` and a set difference, so a 1 MB
@@ -14,7 +16,8 @@ metrics and its concurrency limit included), so:
 - 429 (too many requests at once) and 503 answers carry ``Retry-After`` and, like
   every refusal, are counted in ``rejected_requests_total``;
 - ``/`` serves the API page from the service's own files, under a
-  Content-Security-Policy that allows nothing from elsewhere.
+  Content-Security-Policy that allows nothing from elsewhere, and ``/docs.json``
+  the service's own OpenAPI document (``openapi.py``), not BentoML's.
 """
 
 import functools
@@ -25,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .direct import VALIDATED, DirectRoute
 from .metrics import REJECTED, SCHEMA_VIOLATIONS
 
 MAX_PROBLEMS = 20
@@ -63,6 +67,10 @@ class Refusal(Exception):
     def __init__(self, status: int, body: dict, fields: list[str] | None = None) -> None:
         super().__init__(body.get("error"))
         self.status, self.body, self.fields = status, body, fields or []
+
+
+class ClientGone(Exception):
+    """The client left (or was cut for being slow) before its body arrived: nobody to answer."""
 
 
 class PredictionRoute:
@@ -126,10 +134,10 @@ class PredictionRoute:
         for index, record in enumerate(records):
             self.unknown_keys(record, f"records[{index}]")
 
-    def validate(self, body: bytes) -> None:
+    def validate(self, body: bytes) -> BaseModel:
         """Full validation against the schema; a refusal names the first problems."""
         try:
-            self.model.model_validate_json(body)
+            return self.model.model_validate_json(body)
         except ValidationError as error:
             issues = error.errors(include_url=False, include_context=False)
             fields = [
@@ -156,10 +164,10 @@ class PredictionRoute:
                 fields or ["other"],
             ) from None
 
-    def check(self, body: bytes) -> None:
-        """Raise a ``Refusal`` unless ``body`` is a request this route can predict."""
+    def check(self, body: bytes) -> BaseModel:
+        """The validated request; a ``Refusal`` unless ``body`` is one this route can predict."""
         self.precheck(body)
-        self.validate(body)
+        return self.validate(body)
 
 
 async def answer(send: Any, status: int, body: bytes, content_type: bytes, extra=()) -> None:
@@ -175,6 +183,14 @@ def json_body(content: dict) -> bytes:
     if len(encoded) <= MAX_ERROR_BYTES:
         return encoded
     return json.dumps({"error": str(content.get("error", ""))[: MAX_ERROR_BYTES // 2]}).encode()
+
+
+def declared_length(scope: dict) -> int:
+    """The request's Content-Length (uvicorn has checked it is a number), or 0."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value)
+    return 0
 
 
 def media_type(scope: dict) -> str:
@@ -193,9 +209,11 @@ class RequestGuard:
         app: Any,
         routes: dict[str, PredictionRoute],
         max_body_bytes: int,
+        api_document: dict,
         on_metrics: Callable[[], None],
     ) -> None:
         self.app = app
+        self.api_document = json.dumps(api_document).encode()
         self.routes = routes
         self.max_body_bytes = max_body_bytes
         self.on_metrics = on_metrics
@@ -232,11 +250,17 @@ class RequestGuard:
             refusal = Refusal(404, {"error": f"no such path; the prediction routes: {routes}"})
             await self.refuse(scope, send, refusal)
             return
+        if declared_length(scope) > self.max_body_bytes:
+            await self.refuse(scope, send, self.too_large())
+            return
         if path in DOCS_FILES:
             name, content_type = DOCS_FILES[path]
             page = docs_file(name)
             policy = [(b"content-security-policy", CONTENT_SECURITY_POLICY)]
             await answer(send, 200, page, content_type, policy)
+            return
+        if path == "/docs.json":
+            await answer(send, 200, self.api_document, b"application/json")
             return
         if path == "/metrics":
             self.on_metrics()
@@ -251,7 +275,9 @@ class RequestGuard:
                     {"error": "send the body as JSON, with content-type: application/json"},
                 )
             body = await self.read_body(receive)
-            route.check(body)
+            scope[VALIDATED] = route.check(body)
+        except ClientGone:
+            return
         except Refusal as refusal:
             await self.refuse(scope, send, refusal)
             return
@@ -282,26 +308,33 @@ class RequestGuard:
 
         return observed_send
 
+    def too_large(self) -> Refusal:
+        """The refusal of a body past the limit."""
+        return Refusal(
+            413, {"error": f"request body exceeds the limit of {self.max_body_bytes} bytes"}
+        )
+
     async def read_body(self, receive: Any) -> bytes:
         """The whole request body; a 413 refusal as soon as it passes the limit."""
         chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return b"".join(chunks)
+                raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                raise Refusal(
-                    413, {"error": f"request body exceeds the limit of {self.max_body_bytes} bytes"}
-                )
+                raise self.too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
 
-def install(service: Any, **options: Any) -> None:
-    """Put ``RequestGuard`` in front of every middleware of the service's HTTP app.
+def install(service: Any, direct: dict[str, Any], **options: Any) -> None:
+    """Put ``RequestGuard`` in front of the service's middlewares, ``DirectRoute`` inside.
+
+    ``DirectRoute`` (with the ``direct`` options) goes just inside BentoML's request
+    metrics (see ``direct.py``).
 
     BentoML's ``add_asgi_middleware`` places a middleware inside its own request
     metrics and concurrency limit, too late to keep unknown paths out of the
@@ -318,6 +351,15 @@ def install(service: Any, **options: Any) -> None:
         inner = middlewares.fget(factory)
         if factory.service.name != service.name:
             return inner
-        return [Middleware(RequestGuard, **options), *inner]
+        metrics = [
+            index for index, middleware in enumerate(inner) if "Metrics" in middleware.cls.__name__
+        ]
+        at = metrics[0] + 1 if metrics else 0
+        return [
+            Middleware(RequestGuard, **options),
+            *inner[:at],
+            Middleware(DirectRoute, **direct),
+            *inner[at:],
+        ]
 
     ServiceAppFactory.middlewares = property(guarded)

@@ -5,6 +5,7 @@ names the field and the problem: the rules are those ``conf/schema/`` gives the
 validation stage, carried in the bundle's metadata.
 """
 
+import contextlib
 import math
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,8 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    TypeAdapter,
+    ValidationError,
     create_model,
 )
 
@@ -49,20 +52,67 @@ def scalar_as_text(value: Any) -> Any:
     return str(value) if isinstance(value, bool | int | float) else value
 
 
+def accepted_values(annotation: Any, candidates: list) -> list:
+    """The candidates a field of type ``annotation`` accepts, each once, in order."""
+    adapter = TypeAdapter(annotation, config=STRICT)
+    accepted = []
+    for value in candidates:
+        try:
+            adapter.validate_python(value)
+        except ValidationError:
+            continue
+        if not any(type(value) is type(seen) and value == seen for seen in accepted):
+            accepted.append(value)
+    return accepted
+
+
+def category_inputs(categories: list, annotation: Any) -> Any:
+    """The JSON values a category field accepts, so the API document lists them all.
+
+    Its categories, and the numbers or booleans whose text is one (``scalar_as_text``).
+    """
+    candidates: list = [*categories, True, False]
+    for category in categories:
+        for number in (int, float):
+            with contextlib.suppress(TypeError, ValueError):
+                candidates.append(number(category))
+    # Nothing accepted (categories the field can never match): document the categories.
+    return Literal[tuple(accepted_values(annotation, candidates) or categories)]
+
+
 def field_type(rules: ColumnSchema) -> Any:
-    """The pydantic type of one input column: categories, bounded numbers, nullability."""
+    """The pydantic type of one input column: categories, bounded numbers, nullability.
+
+    A conversion a field makes (97.0 to 97, true to 1, 1 to "1") is declared as its
+    JSON Schema input type, so the API document accepts exactly what the service does.
+    """
     if rules.categories is not None:
         categories = Literal[tuple(rules.categories)]
-        annotation: Any = Annotated[categories, BeforeValidator(scalar_as_text)]
+        inputs = category_inputs(
+            rules.categories, Annotated[categories, BeforeValidator(scalar_as_text)]
+        )
+        annotation: Any = Annotated[
+            categories, BeforeValidator(scalar_as_text, json_schema_input_type=inputs)
+        ]
     elif rules.dtype == "str":
-        annotation = Annotated[str, BeforeValidator(scalar_as_text)]
+        text_or_scalar = str | bool | int | float
+        annotation = Annotated[
+            str, BeforeValidator(scalar_as_text, json_schema_input_type=text_or_scalar)
+        ]
     else:
         number = int if rules.dtype == "int" else float
-        annotation = Annotated[number, Field(ge=rules.min, le=rules.max, allow_inf_nan=False)]
+        bounds = Field(ge=rules.min, le=rules.max, allow_inf_nan=False)
+        annotation = Annotated[number, bounds]
         if rules.dtype == "int":
-            annotation = Annotated[annotation, BeforeValidator(whole_number)]
+            # JSON Schema's integer is any number without a fraction: 97.0 included.
+            annotation = Annotated[
+                annotation, BeforeValidator(whole_number, json_schema_input_type=annotation)
+            ]
         if (rules.min, rules.max) == (0, 1):
-            annotation = Annotated[annotation, BeforeValidator(flag_as_number)]
+            flag = Annotated[number, bounds] | bool
+            annotation = Annotated[
+                annotation, BeforeValidator(flag_as_number, json_schema_input_type=flag)
+            ]
     # Nullable columns accept an explicit null, but the field is still required.
     return annotation | None if rules.nullable else annotation
 
@@ -134,3 +184,21 @@ class Explanation(BaseModel):
     model_name: str
     model_version: str
     model_alias: str
+
+
+def label_type(classes: list | None) -> Any:
+    """The type of a prediction: one of the classes a classifier predicts, else a number."""
+    return float if classes is None else Literal[tuple(classes)]
+
+
+def answer_types(classes: list | None) -> tuple[type[BaseModel], ...]:
+    """``Prediction``, ``BatchPredictions`` and ``Explanation`` typed by the bundle's labels.
+
+    So the API document says what ``prediction`` holds ("Adelie", 3, 1.25).
+    """
+    label = label_type(classes)
+    return (
+        create_model("Prediction", __base__=Prediction, prediction=(label, ...)),
+        create_model("BatchPredictions", __base__=BatchPredictions, predictions=(list[label], ...)),
+        create_model("Explanation", __base__=Explanation, prediction=(label, ...)),
+    )

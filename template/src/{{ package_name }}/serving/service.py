@@ -17,13 +17,13 @@ from typing import Any
 
 import bentoml
 
-from . import guard
+from . import connection, direct, guard, openapi
 from .batching import MicroBatcher
 from .bundle import CHALLENGER, CHAMPION, bundle_folder, open_bundle
 from .explain import occlusion
 from .metrics import PREDICTIONS, keep_resource_gauges_current, refresh_resource_gauges
 from .prediction_log import PredictionLog, prediction_log_path
-from .request_types import BatchPredictions, Explanation, Prediction, batch_type, record_type
+from .request_types import answer_types, batch_type, record_type
 
 BUNDLE = open_bundle(bundle_folder())
 METADATA, SETTINGS = BUNDLE.metadata, BUNDLE.settings
@@ -32,6 +32,13 @@ CANARY: dict[str, Any] = SETTINGS["canary"]
 Record = record_type(METADATA["input_schema"])
 BatchOfRecords, BatchRequest = batch_type(Record, SETTINGS["max_batch_size"])
 # BentoML calls an endpoint with the fields by their Python names: the column of each.
+# A prediction is typed by what the bundle's models predict: their classes, or a number.
+CLASSES = (
+    list(dict.fromkeys(label for model in BUNDLE.models.values() for label in model.classes))
+    if CLASSIFICATION
+    else None
+)
+Prediction, BatchPredictions, Explanation = answer_types(CLASSES)
 FIELD_COLUMNS = {name: field.alias for name, field in Record.model_fields.items()}
 Row = dict[str, Any]
 
@@ -59,6 +66,7 @@ class ModelService:
             prediction_log_path(SETTINGS), SETTINGS["prediction_log"]["sample_rate"]
         )
         keep_resource_gauges_current(METADATA["trained_at"])
+        direct.serve_directly("/predict", self.predict_record)
 
     def canary_draw(self, mode: str) -> bool:
         """Whether the challenger takes part in one request, in canary ``mode``."""
@@ -126,9 +134,17 @@ class ModelService:
             self.predict_as(CHALLENGER, rows, [request_ids[i] for i in shadowed])
         return [answers[index] for index in range(len(requests))]
 
+    async def predict_record(self, record: Any) -> Prediction:
+        """Predict one validated record (batched with concurrent requests)."""
+        return await self.batcher.submit((record.model_dump(), self.route()))
+
     @bentoml.api(route="/predict", input_spec=Record)
     async def predict(self, **record: Any) -> Prediction:
-        """Predict one record (batched with concurrent requests)."""
+        """Predict one record (batched with concurrent requests).
+
+        The guard answers ``/predict`` through ``predict_record`` (see ``direct.py``);
+        this endpoint declares the route to BentoML and serves in-process callers.
+        """
         return await self.batcher.submit((row_of(record), self.route()))
 
     @bentoml.api(route="/predict_batch", input_spec=BatchRequest)
@@ -154,6 +170,24 @@ class ModelService:
         return Explanation(**explanation, **self.identities[CHAMPION])
 
 
+API_DOCUMENT = openapi.document(
+    METADATA["model_name"],
+    str(METADATA["model_version"]),
+    {
+        "/predict": (Record, Prediction, "Predict one record (batched with concurrent requests)"),
+        "/predict_batch": (
+            BatchRequest,
+            BatchPredictions,
+            "Predict a batch of records, in order, all by the same model",
+        ),
+        "/explain": (
+            Record,
+            Explanation,
+            "How much each input column contributed to this record's prediction",
+        ),
+    },
+)
+connection.install()
 guard.install(
     ModelService,
     routes={
@@ -164,5 +198,7 @@ guard.install(
         ),
     },
     max_body_bytes=SETTINGS["max_body_bytes"],
+    api_document=API_DOCUMENT,
+    direct={"timeout": SETTINGS["timeout_seconds"], "max_concurrency": SETTINGS["max_concurrency"]},
     on_metrics=lambda: refresh_resource_gauges(METADATA["trained_at"]),
 )
