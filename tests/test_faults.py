@@ -34,7 +34,7 @@ ON_CLASSIFICATION = pytest.mark.parametrize("trained_project", ["classification"
 # summary, uv's note on the project it reinstalled, DVC's summary, and MLflow's log
 # records of what it did before the fault.
 CHATTER = re.compile(
-    r"^(\S*uv run |make: \*\*\*|\s*(Uninstalled|Installed) \d+ package|\s*Buil(ding|t) "
+    r"^(\S*uv run |make(\[\d+\])?: \*\*\*|\s*(Uninstalled|Installed) \d+ package|\s*Buil(ding|t) "
     r"|ERROR: failed to reproduce"
     r"|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (INFO|WARNING) )"
 )
@@ -72,6 +72,19 @@ def the_one_line(result: subprocess.CompletedProcess) -> str:
     ]
     assert len(said) == 1, output[-4000:]
     return said[0]
+
+
+def wait_until_gone(group: int, timeout: float = 60) -> None:
+    """Wait until no process of ``group`` is left, reaped ones included: DVC takes a killed
+    repro that is still a zombie for one holding its lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"processes of the killed pipeline (group {group}) outlived {timeout} s")
 
 
 def bundle_digest(project: Path) -> dict[str, str]:
@@ -222,6 +235,7 @@ def test_a_killed_training_is_closed_by_the_next_pipeline_which_says_so(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pipeline.pid, signal.SIGKILL)
         pipeline.wait(timeout=60)
+        wait_until_gone(pipeline.pid)
     assert running, "the train stage never started its MLflow run"
     (killed,) = running
     result = run_make(project_copy, "pipeline")

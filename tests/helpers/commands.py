@@ -23,11 +23,13 @@ def developer_environment() -> dict[str, str]:
     The project has its own .venv, so the template's must not leak into it (neither
     VIRTUAL_ENV nor its bin/ on PATH: under it commands ran measurably slower and
     unlike a user's); CI's CI=true would make `make setup` refuse to re-lock; and a
-    generated Makefile never passes PYTHONDONTWRITEBYTECODE on.
+    generated Makefile never passes PYTHONDONTWRITEBYTECODE on; under CI's own `make`
+    (MAKELEVEL, MAKEFLAGS) a project's make would call itself make[1] and take the
+    outer make's flags.
     """
     own_bin = str(Path(sys.prefix) / "bin")
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != own_bin)
-    dropped = ("VIRTUAL_ENV", "CI", "PYTHONDONTWRITEBYTECODE")
+    dropped = ("VIRTUAL_ENV", "CI", "PYTHONDONTWRITEBYTECODE", "MAKELEVEL", "MAKEFLAGS", "MFLAGS")
     environment = {name: value for name, value in os.environ.items() if name not in dropped}
     return {**environment, "PATH": path}
 

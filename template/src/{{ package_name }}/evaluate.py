@@ -288,7 +288,7 @@ def run_stage() -> None:
     if decision.promote:
         registry.promote(client, params.mlflow, registration["version"])
 
-    with mlflow.start_run(run_id=registration["run_id"]):
+    with registry.tracked_run(run_id=registration["run_id"]):
         mlflow.log_metrics({f"test_{name}": value for name, value in challenger_scores.items()})
         mlflow.set_tag("promoted", str(decision.promote).lower())
         for path in [params.paths.metrics, params.paths.slice_metrics, params.paths.predictions]:

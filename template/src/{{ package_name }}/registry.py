@@ -10,8 +10,10 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
+from mlflow import ActiveRun, MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -186,9 +188,32 @@ def process_gone(tag: str) -> bool:
     return bool(started) and process_start(int(pid)) != started
 
 
+# Written by the train stage while its run is open, removed when it ends: left behind,
+# it says a training was killed, so `make pipeline` tidies the registry even when DVC
+# restores the train stage from its cache instead of running it (see ``tidy``).
+OPEN_RUN_MARKER = Path(".dvc") / "tmp" / "open-training-run"
+
+
 # A model version tag the train stage sets last: a version without it, of a run that
 # did not finish, was left half-registered.
 COMPLETE_TAG = "registration"
+
+
+@contextlib.contextmanager
+def tracked_run(**start: Any) -> Iterator[ActiveRun]:
+    """``mlflow.start_run(**start)``, marked as this process's while it is open.
+
+    Every stage that opens a run (or reopens the train stage's) goes through here, so
+    that a kill at any point leaves a run the next pipeline can tell abandoned.
+    """
+    OPEN_RUN_MARKER.parent.mkdir(parents=True, exist_ok=True)
+    OPEN_RUN_MARKER.write_text(this_process())
+    try:
+        with mlflow.start_run(**start) as run:
+            mlflow.set_tag(PROCESS_TAG, this_process())
+            yield run
+    finally:
+        OPEN_RUN_MARKER.unlink(missing_ok=True)
 
 
 def close_abandoned_runs(client: MlflowClient, config: MlflowConfig) -> list[str]:
@@ -270,8 +295,7 @@ def log_and_register(
     # On any error the run ends FAILED (start_run's context) and the version it
     # registered is deleted: a failed stage leaves neither behind.
     try:
-        with mlflow.start_run() as run:
-            mlflow.set_tag(PROCESS_TAG, this_process())
+        with tracked_run() as run:
             info = log_model(model, example, params, logged_params, tags, config_file)
             registered.append(str(info.registered_model_version))
             complete_registration(client, params.mlflow, registered[0], version_tags)
@@ -500,10 +524,31 @@ def server_health(uri: str, timeout: float = 10.0) -> str:
         raise SystemExit(f"tracking server {uri} does not answer: {error}") from error
 
 
+def tidy(config: MlflowConfig) -> None:
+    """Close what a killed training left open, when ``OPEN_RUN_MARKER`` says one was.
+
+    The marker of a training still running (another pipeline) is left alone.
+    """
+    try:
+        owner = OPEN_RUN_MARKER.read_text()
+    except OSError:
+        return
+    for line in close_abandoned_runs(configure(config), config):
+        print(f"mlflow: {line}")
+    if process_gone(owner):
+        OPEN_RUN_MARKER.unlink(missing_ok=True)
+
+
 def main() -> None:
-    """Print the tracking URI in effect and, for a server, check that it answers."""
+    """Print the tracking URI in effect and, for a server, check that it answers.
+
+    ``tidy`` instead closes what a killed training left open (``make pipeline`` runs it).
+    """
     from .config import load_params
 
+    if sys.argv[1:] == ["tidy"]:
+        tidy(load_params().mlflow)
+        return
     uri = tracking_uri(load_params().mlflow)
     source = "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else "conf/mlflow/"
     print(f"tracking URI: {uri} (from {source})")

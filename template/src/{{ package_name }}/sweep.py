@@ -205,7 +205,7 @@ def sweep(params: Params, trials: int) -> dict[str, Any]:
     direction = "maximize" if params.evaluate.greater_is_better else "minimize"
     metric = params.evaluate.primary_metric
     registry.configure(params.mlflow)
-    with dask_client(params.sweep) as client, mlflow.start_run(run_name="sweep") as parent:
+    with dask_client(params.sweep) as client, registry.tracked_run(run_name="sweep") as parent:
         storage = DaskStorage(client=client)
         study = optuna.create_study(storage=storage, direction=direction)
         scheduler = client.scheduler.address

@@ -45,7 +45,7 @@ def log_to_mlflow(params: Params, facts: dict, files: list[Path]) -> None:
     from .. import registry
 
     registry.configure(params.mlflow)
-    with mlflow.start_run(run_id=facts["model"]["run_id"]):
+    with registry.tracked_run(run_id=facts["model"]["run_id"]):
         for path in files:
             mlflow.log_artifact(str(path), artifact_path="report")
 

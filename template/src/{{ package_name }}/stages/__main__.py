@@ -2,8 +2,9 @@
 
 Starts the warm stage server in a private folder, runs ``dvc repro`` with its socket in
 the environment, and stops the server when DVC is done, whatever happened. The exit code
-is DVC's. When nothing changed, DVC runs no stage and the server's work is only wasted
-on the other core.
+is DVC's. After DVC, a run left open by a stage killed in an earlier pipeline (whose
+stage DVC may have restored from its cache rather than run) is closed. When nothing
+changed, DVC runs no stage and the server's work is only wasted on the other core.
 """
 
 import os
@@ -11,7 +12,11 @@ import subprocess
 import sys
 import tempfile
 
-from .run import SOCKET_VARIABLE, package
+from .run import SOCKET_VARIABLE, package, run_warm
+
+# Left by a train stage that was killed (``registry.OPEN_RUN_MARKER``; named here so
+# that a pipeline with nothing to tidy never imports MLflow).
+OPEN_RUN_MARKER = os.path.join(".dvc", "tmp", "open-training-run")
 
 # How long a terminated server may take to go: it exits on SIGTERM at once (see
 # server.stop_at_once_on_sigterm), so this is only the backstop before SIGKILL.
@@ -46,6 +51,11 @@ def main() -> None:
                 [sys.executable, "-m", "dvc", "repro", *sys.argv[1:]],
                 env={**os.environ, SOCKET_VARIABLE: path},
             )
+        except KeyboardInterrupt:
+            exit_code = 130
+        try:
+            if os.path.exists(OPEN_RUN_MARKER) and run_warm(path, "registry", ["tidy"]) is None:
+                subprocess.call([sys.executable, "-m", f"{package()}.registry", "tidy"])
         except KeyboardInterrupt:
             exit_code = 130
         finally:
