@@ -1,0 +1,421 @@
+"""Evaluation stage: score the challenger on held-out data and decide its promotion.
+
+``python -m mlops_kit.evaluate`` is the DVC stage. It writes metrics (overall and
+per slice), the data behind the plots, and the promotion decision with its
+reasons. The challenger becomes champion only when it meets every threshold in
+``conf/evaluate/`` and beats the current champion, scored on the same test set,
+by the promotion margin. A champion of another lineage (it learned another target
+or task, or needs columns the new data lacks) is not scored: the first model of
+new data is judged by the thresholds alone.
+"""
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn import metrics
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import label_binarize
+
+from . import strict_json
+from .config import EvaluateConfig, Params, load_params
+from .scoring import MetricError, check_named, score_predictions, task_metrics
+from .train import (
+    Lineage,
+    input_columns_of,
+    label_change,
+    labels_of,
+    lineage_change,
+    lineage_of,
+    plain_labels,
+)
+
+if TYPE_CHECKING:  # MLflow takes seconds to import; the gate and the report need none of it
+    from mlflow import MlflowClient
+
+
+def classification_metrics(model: Pipeline, features: pd.DataFrame, target: pd.Series) -> dict:
+    """The team's classification metrics (``metrics.py``) of ``model`` on ``features``."""
+    return score_predictions(
+        task_metrics(is_classification=True),
+        target,
+        model.predict(features),
+        probabilities=lambda: model.predict_proba(features),
+        classes=list(model.classes_),
+    )
+
+
+def regression_metrics(model: Pipeline, features: pd.DataFrame, target: pd.Series) -> dict:
+    """The team's regression metrics (``metrics.py``) of ``model`` on ``features``."""
+    return score_predictions(task_metrics(is_classification=False), target, model.predict(features))
+
+
+def score(model: Pipeline, table: pd.DataFrame, params: Params) -> dict:
+    """The task's metrics of ``model`` on ``table``, given the columns it was trained on."""
+    features, target = table[input_columns_of(model, params)], table[params.data.target]
+    scorer = classification_metrics if params.data.is_classification else regression_metrics
+    return scorer(model, features, target)
+
+
+def groups_of(table: pd.DataFrame, column: str, bins: int) -> dict[str, pd.DataFrame]:
+    """The rows of ``table`` per value of ``column``, by label.
+
+    A numeric column with more distinct values than ``bins`` is cut into that many
+    quantile bins (labelled by interval), so a continuous column slices too.
+    """
+    values = table[column]
+    if pd.api.types.is_numeric_dtype(values) and values.nunique() > bins:
+        values = pd.qcut(values, q=bins, duplicates="drop").astype(str)
+    return {
+        str(value): rows
+        for value, rows in table.groupby(values, dropna=False, sort=True, observed=True)
+    }
+
+
+def slice_scores(model: Pipeline, table: pd.DataFrame, params: Params) -> dict:
+    """Metrics per slice of ``data.slice_column``, with each slice's row count.
+
+    Empty when the dataset has no slice column.
+    """
+    column = params.data.slice_column
+    if column is None:
+        return {}
+    return {
+        label: {"rows": len(rows), **score(model, rows, params)}
+        for label, rows in groups_of(table, column, params.data.slice_bins).items()
+    }
+
+
+def plot_tables(model: Pipeline, table: pd.DataFrame, params: Params) -> dict[Path, pd.DataFrame]:
+    """Rows behind the DVC plots: predictions (confusion or scatter) and ROC for classifiers.
+
+    ``model`` is given the columns it was fitted on: the report draws the champion,
+    which may have learned columns the configuration no longer lists.
+    """
+    features, target = table[input_columns_of(model, params)], table[params.data.target]
+    predicted = model.predict(features)
+    predictions = pd.DataFrame({"actual": target, "predicted": predicted})
+    if not params.data.is_classification:
+        predictions["residual"] = predictions["actual"] - predictions["predicted"]
+        return {params.paths.predictions: predictions}
+    classes = list(model.classes_)
+    truth = label_binarize(target, classes=classes)
+    if len(classes) == 2:
+        truth = np.hstack([1 - truth, truth])
+    # Micro-averaged ROC: every (row, class) pair is one binary decision.
+    fpr, tpr, _ = metrics.roc_curve(truth.ravel(), model.predict_proba(features).ravel())
+    return {
+        params.paths.predictions: predictions,
+        params.paths.roc: pd.DataFrame({"fpr": fpr, "tpr": tpr}),
+    }
+
+
+@dataclass
+class Decision:
+    """Whether the challenger is promoted, and why."""
+
+    promote: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def threshold_failures(scores: dict, config: EvaluateConfig) -> list[str]:
+    """Every threshold the scores miss, as a readable reason."""
+    failures = []
+    for name, bound in config.thresholds.items():
+        value = scores.get(name)
+        # NaN (a metric undefined on this data) compares False with any bound: no pass.
+        if value is None or not math.isfinite(value):
+            failures.append(f"metric {name!r} has a threshold but was not computed")
+        elif bound.min is not None and value < bound.min:
+            failures.append(f"{name}={value:.4f} is below the minimum {bound.min}")
+        elif bound.max is not None and value > bound.max:
+            failures.append(f"{name}={value:.4f} is above the maximum {bound.max}")
+    return failures
+
+
+def gain(new: float, old: float, config: EvaluateConfig) -> float:
+    """How much better ``new`` is than ``old`` on the primary metric (positive: better)."""
+    return new - old if config.greater_is_better else old - new
+
+
+def decide(
+    challenger: dict,
+    champion: dict | None,
+    config: EvaluateConfig,
+    new_lineage: str = "",
+    holdout: tuple[dict, dict] | None = None,
+) -> Decision:
+    """Apply the promotion gate: thresholds, the margin over the champion, the holdout.
+
+    ``new_lineage`` says why the champion was not scored (it learned from other
+    data, see ``train.Lineage``): the challenger is then judged by the thresholds alone.
+    ``holdout`` holds the challenger's and the champion's scores on the frozen
+    holdout: a challenger that loses more than ``holdout_margin`` there is not
+    promoted, whatever the new test split says (that split came with the new data,
+    and bad data brings its own easy exam).
+    """
+    failures = threshold_failures(challenger, config)
+    alone = [f"{new_lineage}: judged by the thresholds alone"] if new_lineage else []
+    if failures:
+        return Decision(False, [*alone, "challenger misses thresholds: " + "; ".join(failures)])
+    if new_lineage:
+        return Decision(True, [*alone, "the challenger meets every threshold"])
+    if champion is None:
+        return Decision(True, ["no champion yet and the challenger meets every threshold"])
+    name = config.primary_metric
+    improvement = gain(challenger[name], champion[name], config)
+    comparison = (
+        f"{name}: challenger {challenger[name]:.4f} vs champion {champion[name]:.4f} "
+        f"(gain {improvement:+.4f}, required margin {config.promotion_margin})"
+    )
+    if not (improvement >= config.promotion_margin and improvement > 0):
+        return Decision(False, [f"champion stays; {comparison}"])
+    if holdout is None:
+        return Decision(True, [f"challenger beats the champion; {comparison}"])
+    new, old = holdout[0][name], holdout[1][name]
+    held = gain(new, old, config)
+    on_holdout = (
+        f"frozen holdout {name}: challenger {new:.4f} vs champion {old:.4f} "
+        f"(gain {held:+.4f}, largest loss allowed {config.holdout_margin})"
+    )
+    if held < -config.holdout_margin:
+        return Decision(False, [f"champion stays; {comparison}; but {on_holdout}"])
+    return Decision(True, [f"challenger beats the champion; {comparison}; {on_holdout}"])
+
+
+def write_json(path: Path, content: dict) -> None:
+    """Write ``content`` as indented, key-sorted strict JSON (no NaN), creating the folder."""
+    strict_json.write(path, content, sort_keys=True)
+
+
+def holdout_scores(challenger: Pipeline, champion: Pipeline, params: Params) -> tuple[dict, dict]:
+    """Challenger's and champion's metrics on the frozen holdout (``data.split_stage``).
+
+    The split stage always writes the holdout before evaluation runs; both models
+    are of the data's lineage here, so both can read it.
+    """
+    holdout = pd.read_parquet(params.paths.holdout)
+    return score(challenger, holdout, params), score(champion, holdout, params)
+
+
+def stale_registration(params: Params, client: "MlflowClient", registration: dict) -> None:
+    """Stop when the tracking store lacks the model version the train stage registered.
+
+    That happens when ``mlflow.db`` was deleted or the tracking URI changed since
+    training. The registration record is removed: it is an uncached output of the
+    train stage, which DVC then runs again on the next ``dvc repro`` (uncached outputs
+    keep a stage out of DVC's run cache, so nothing restores the stale record).
+    """
+    from . import registry
+
+    lacking = registry.missing_registration(client, registration)
+    if lacking is None:
+        return
+    params.paths.registration.unlink()
+    raise SystemExit(
+        f"evaluate: {params.paths.registration} names {registration['model_name']} "
+        f"v{registration['version']} of run {registration['run_id']}, which the tracking "
+        f"store {registry.tracking_uri(params.mlflow)} does not hold ({lacking}): the store "
+        "was deleted or replaced since training. The record is removed, so `make pipeline` "
+        "now trains and registers the model again."
+    )
+
+
+def run_stage() -> None:
+    """Score the challenger, compare with the champion, promote when the gate passes."""
+    import mlflow
+
+    from . import registry
+
+    params = load_params()
+    check_named(
+        {
+            params.evaluate.primary_metric: params.evaluate.greater_is_better,
+            **dict.fromkeys(params.evaluate.thresholds),
+        },
+        params.data.is_classification,
+        "conf/evaluate/",
+    )
+    registration = json.loads(params.paths.registration.read_text())
+    client = registry.configure(params.mlflow)
+    stale_registration(params, client, registration)
+    test_set = pd.read_parquet(params.paths.test)
+    model = joblib.load(params.paths.model)
+    challenger_scores = score(model, test_set, params)
+    write_json(params.paths.metrics, challenger_scores)
+    write_json(params.paths.slice_metrics, slice_scores(model, test_set, params))
+    for path, table in plot_tables(model, test_set, params).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(path, index=False)
+
+    challenger = lineage_of(model, params)
+    champion = registry.version_by_alias(client, params.mlflow, params.mlflow.champion_alias)
+    champion_scores, before, new_lineage, holdout = None, None, "", None
+    if champion is not None:
+        before = registry.lineage_of(client, params.mlflow, champion)
+        change = lineage_change(before, challenger, test_set.columns, "the test split")
+        champion_model = None
+        if not change:
+            champion_model = registry.load_version(params.mlflow, champion.version)
+            # A champion registered before labels were tagged: its classes say it.
+            change = label_change(labels_of(champion_model), challenger.labels)
+        if change:
+            new_lineage = (
+                f"new lineage: champion v{champion.version} learned {before}; "
+                f"v{registration['version']} learns {challenger} ({change})"
+            )
+        else:
+            champion_scores = score(champion_model, test_set, params)
+            holdout = holdout_scores(model, champion_model, params)
+    decision = decide(challenger_scores, champion_scores, params.evaluate, new_lineage, holdout)
+    if decision.promote:
+        registry.promote(client, params.mlflow, registration["version"])
+
+    with registry.tracked_run(run_id=registration["run_id"]):
+        mlflow.log_metrics({f"test_{name}": value for name, value in challenger_scores.items()})
+        mlflow.set_tag("promoted", str(decision.promote).lower())
+        for path in [params.paths.metrics, params.paths.slice_metrics, params.paths.predictions]:
+            mlflow.log_artifact(str(path), artifact_path="evaluation")
+    outcome = {
+        **asdict(decision),
+        "challenger_version": registration["version"],
+        "champion_version_before": champion.version if champion else None,
+        "challenger": challenger_scores,
+        "champion": champion_scores,
+        "holdout": None if holdout is None else {"challenger": holdout[0], "champion": holdout[1]},
+        "lineage": {
+            "new": bool(new_lineage),
+            "challenger": str(challenger),
+            "champion_before": None if before is None else str(before),
+        },
+    }
+    write_json(params.paths.promotion, outcome)
+    verdict = "promoted to champion" if decision.promote else "not promoted"
+    print(f"evaluate: v{registration['version']} {verdict}: " + "; ".join(decision.reasons))
+
+
+def check_bundle(params: Params) -> list[str]:
+    """Thresholds the exported champion misses on the current test split (none: it may ship).
+
+    A bundle whose files or metadata do not match their hashes (or none at all), or
+    whose model learned another target or task, or needs columns the split lacks,
+    cannot be scored on it: that is the one failure then.
+    """
+    from .export import MODEL_FILE
+    from .serving.bundle import BundleError, verify_bundle
+
+    try:
+        metadata = verify_bundle(params.paths.bundle)
+    except BundleError as error:
+        return [str(error)]
+    model = joblib.load(params.paths.bundle / MODEL_FILE)
+    test_set = pd.read_parquet(params.paths.test)
+    bundled = Lineage(
+        metadata["task"], metadata["target"], tuple(input_columns_of(model, params)), "its data"
+    )
+    change = lineage_change(bundled, lineage_of(model, params), test_set.columns, "the test split")
+    if not change and params.data.is_classification:
+        present = plain_labels(test_set[params.data.target].dropna().unique())
+        change = label_change(labels_of(model), present)
+    if change:
+        return [
+            f"its model (v{metadata['model_version']}) learned {metadata['target']} and cannot "
+            f"be scored on the current test split ({change}); `make pipeline` trains and "
+            "exports a model of the current data"
+        ]
+    return threshold_failures(score(model, test_set, params), params.evaluate)
+
+
+def markdown_report(params: Params, reason: str) -> str:
+    """What the last pipeline run decided and why, with the metrics, as markdown."""
+    outcome = json.loads(params.paths.promotion.read_text())
+    verdict = "promoted to champion" if outcome["promote"] else "not promoted"
+    lines = [
+        f"## Training run: model v{outcome['challenger_version']} {verdict}",
+        "",
+        f"Reason for the run: {reason}.",
+        "",
+        *(f"- {line}" for line in outcome["reasons"]),
+        "",
+        "| Metric | Challenger | Champion before |",
+        "| --- | ---: | ---: |",
+    ]
+    champion = outcome["champion"] or {}
+    # A champion of another lineage was not scored on this data; older reports lack the key.
+    unscored = "other lineage" if outcome.get("lineage", {}).get("new") else "none"
+    for name, value in sorted(outcome["challenger"].items()):
+        before = f"{champion[name]:.4f}" if name in champion else unscored
+        lines.append(f"| {name} | {value:.4f} | {before} |")
+    return "\n".join(lines) + "\n"
+
+
+def latency_batch(table: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """The input columns of ``table``, repeated to the configured latency batch size."""
+    rows = params.ml_test_score.latency.rows
+    inputs = table[params.data.input_columns]
+    return pd.concat([inputs] * (rows // len(inputs) + 1)).head(rows)
+
+
+def batch_latency_ms(model: Pipeline, batch: pd.DataFrame, repeats: int) -> float:
+    """Median wall time of one prediction call on ``batch``, in milliseconds."""
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict(batch)
+        timings.append((time.perf_counter() - start) * 1000)
+    return float(np.median(timings))
+
+
+def record_latency_baseline(params: Params, if_missing: bool) -> None:
+    """Measure the trained model's batch prediction time and store it as the baseline."""
+    latency = params.ml_test_score.latency
+    if if_missing and latency.baseline.exists():
+        print(f"latency baseline: kept {latency.baseline}")
+        return
+    batch = latency_batch(pd.read_parquet(params.paths.validated), params)
+    model = joblib.load(params.paths.model)
+    measured = batch_latency_ms(model, batch, latency.repeats)
+    write_json(latency.baseline, {"batch_ms": measured, "rows": latency.rows})
+    print(f"latency baseline: {latency.rows} rows in {measured:.1f} ms -> {latency.baseline}")
+
+
+def main() -> None:
+    """Run the stage, or a check CI uses: ``gate``, ``promoted``, ``report``, ``latency``."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    commands = ["stage", "gate", "promoted", "report", "latency"]
+    parser.add_argument("command", nargs="?", default="stage", choices=commands)
+    parser.add_argument("--reason", default="manual run", help="why the run happened (report)")
+    parser.add_argument(
+        "--if-missing", action="store_true", help="latency: keep an existing baseline"
+    )
+    args = parser.parse_args()
+    if args.command == "stage":
+        run_stage()
+        return
+    params = load_params()
+    if args.command == "latency":
+        record_latency_baseline(params, args.if_missing)
+        return
+    if args.command == "promoted":
+        print(str(json.loads(params.paths.promotion.read_text())["promote"]).lower())
+    elif args.command == "report":
+        print(markdown_report(params, args.reason))
+    else:
+        failures = check_bundle(params)
+        if failures:
+            raise SystemExit("gate: the exported champion may not ship: " + "; ".join(failures))
+        print(f"gate: the exported champion in {params.paths.bundle} meets every threshold")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except MetricError as error:
+        raise SystemExit(f"evaluate: {error}") from None

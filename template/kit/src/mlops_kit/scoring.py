@@ -1,0 +1,87 @@
+"""Named metrics: what a metric is to the kit, and the team's table of them per task.
+
+The team names its metrics in ``src/<package>/metrics.py``; ``conf/evaluate/``
+thresholds, the promotion decision, the slices and the online monitoring refer
+to them by those names.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import team
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A score of predictions against the truth, and which way is better.
+
+    ``function(truth, predicted)`` returns a number; with ``needs_probabilities``
+    it is ``function(truth, probabilities, classes)`` instead (classification
+    only), and is skipped where probabilities say nothing: a table that lacks
+    one of the model's classes, or a model that knows one class.
+    """
+
+    function: Callable[..., Any]
+    greater_is_better: bool = True
+    needs_probabilities: bool = False
+
+
+class MetricError(ValueError):
+    """A metric named in ``conf/`` is not in the team's table, or points the other way."""
+
+
+def task_metrics(is_classification: bool) -> Mapping[str, Metric]:
+    """The team's metrics of the task, by name."""
+    table = team.metrics()
+    return table.CLASSIFICATION if is_classification else table.REGRESSION
+
+
+def check_named(names: Mapping[str, bool | None], is_classification: bool, where: str) -> None:
+    """Refuse metric names the team's table lacks, or a direction that contradicts it.
+
+    ``names`` maps each name to the direction ``conf/`` states (``None``: none stated).
+    """
+    known = task_metrics(is_classification)
+    for name, greater_is_better in names.items():
+        if name not in known:
+            raise MetricError(
+                f"{where} names the metric {name!r}, which src/{team.PACKAGE}/metrics.py does "
+                f"not define for this task; defined: {', '.join(sorted(known))}"
+            )
+        if greater_is_better is not None and greater_is_better != known[name].greater_is_better:
+            better = "higher" if known[name].greater_is_better else "lower"
+            raise MetricError(
+                f"{where} says the other direction for {name!r} than metrics.py, where "
+                f"{better} is better; set greater_is_better: "
+                f"{str(known[name].greater_is_better).lower()}"
+            )
+
+
+def score_predictions(
+    metrics: Mapping[str, Metric],
+    truth: Any,
+    predicted: Any,
+    probabilities: Callable[[], Any] | None = None,
+    classes: list | None = None,
+) -> dict[str, float]:
+    """Every metric of ``metrics`` of ``predicted`` against ``truth``.
+
+    ``probabilities`` is called at most once, and only when a metric needs it and
+    the truth holds exactly the model's ``classes``, two or more.
+    """
+    scores: dict[str, float] = {}
+    probable = (
+        probabilities is not None
+        and classes is not None
+        and len(classes) > 1
+        and set(classes) == set(truth)
+    )
+    computed = None
+    for name, metric in metrics.items():
+        if not metric.needs_probabilities:
+            scores[name] = float(metric.function(truth, predicted))
+        elif probable:
+            computed = probabilities() if computed is None else computed
+            scores[name] = float(metric.function(truth, computed, classes))
+    return scores
