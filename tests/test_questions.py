@@ -182,7 +182,7 @@ def test_the_package_name_is_derived_from_the_project_name(
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["package_name"] == "churn_model_v2"
     assert answers["project_slug"] == "churn-model-v2"
-    assert (project / "src" / "churn_model_v2" / "train.py").is_file()
+    assert (project / "src" / "churn_model_v2" / "model.py").is_file()
 
 
 def test_the_answers_file_records_every_question_for_updates(

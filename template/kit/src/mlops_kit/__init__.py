@@ -4,7 +4,7 @@ The team's machine learning lives in its own package beside this one (``src/``):
 the kit reads it through ``team`` and runs everything around it, the stages of
 ``dvc.yaml``, the gate, the registry, the compiled bundle, the service and the
 monitoring. ``copier update`` upgrades this package; nothing in it is the team's
-to edit (docs/layout.md says where each change belongs).
+to edit (the README says where each change belongs).
 """
 
 import os
