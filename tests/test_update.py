@@ -17,6 +17,7 @@ from copier import run_copy, run_recopy, run_update
 from helpers.commands import developer_environment, git, run_make
 from helpers.template import (
     COPIER_CONFIG,
+    TEMPLATE_ROOT,
     available_python_version,
     hooks_dir,
     uv_executable,
@@ -214,10 +215,13 @@ def test_team_work_survives_an_update_from_the_first_release(
     assert "flipper_to_mass" in data_text
     # The rubric's columns moved from the template's conf/ml_test_score/ to the data file.
     assert "time_column: year" in data_text and "sensitive_column: sex" in data_text
-    derived = (project / "src" / package / "derived_features.py").read_text()
-    assert "def flipper_to_mass" in derived and "def bill_ratio" in derived
-    assert "@derived_feature" not in (project / "src" / package / "features.py").read_text()
-    assert (project / "tests" / "test_team.py").is_file()
+    # The team's feature moved into its room; its test now imports the kit's helper.
+    features = (project / "src" / package / "features.py").read_text()
+    assert "def flipper_to_mass" in features and "def bill_ratio" in features
+    assert "@derived_feature" not in features and "def build_preprocessor" in features
+    assert not (project / "src" / package / "train.py").exists()
+    team_test = (project / "tests" / "test_team.py").read_text()
+    assert "from mlops_kit.features import add_derived_features" in team_test
     assert "We retrain every Monday." in (project / "README.md").read_text()
     assert NEWER_TARGET in run_make(project, "help").stdout
 
@@ -248,7 +252,7 @@ def run_in_project_environment(project: Path, code: str) -> str:
 
 
 @pytest.mark.e2e
-def test_a_render_without_release_tags_gets_its_derived_features_moved_on_update(
+def test_a_render_without_release_tags_gets_its_derived_features_moved_into_the_room(
     untagged_template_repo: Path, tmp_path: Path
 ) -> None:
     oldest = git("rev-list", "--max-parents=0", "HEAD", cwd=untagged_template_repo).strip()
@@ -264,14 +268,13 @@ def test_a_render_without_release_tags_gets_its_derived_features_moved_on_update
     assert head.startswith(answers(project)["_commit"])
     assert not leftovers(project)
     features = (project / "src" / package / "features.py").read_text()
-    assert "@derived_feature" not in features and "flipper_to_mass" not in features
-    assert "def flipper_to_mass" in (project / "src" / package / "derived_features.py").read_text()
+    assert "@derived_feature" not in features and "def flipper_to_mass" in features
     assert_ruff_clean(project)
-    # The 0.1.0 decorator left in place broke the import (derived_feature is now a lookup).
+    # The 0.1.0 decorator left in place would break the import.
     ratios = run_in_project_environment(
         project,
         "import pandas as pd\n"
-        f"from {package}.features import add_derived_features, build_preprocessor\n"
+        "from mlops_kit.features import add_derived_features\n"
         "frame = pd.DataFrame({'flipper_length_mm': [200.0], 'body_mass_g': [4000.0],"
         " 'bill_length_mm': [40.0], 'bill_depth_mm': [20.0]})\n"
         "added = add_derived_features(frame, ['bill_ratio', 'flipper_to_mass'])\n"
@@ -332,40 +335,85 @@ def test_recopy_resets_template_owned_files_and_keeps_team_owned_ones(
     assert "Team notes." in readme.read_text()
 
 
-def test_the_0_2_0_migration_moves_team_code_and_is_idempotent(
+OLD_DERIVED_FEATURES = '''"""Derived features: columns computed from other columns (the team's)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def safe_ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    """Divide, turning division by zero into a missing value the imputer fills."""
+    return numerator.astype(float) / denominator.astype(float).replace(0, np.nan)
+
+
+def bill_ratio(frame: pd.DataFrame) -> pd.Series:
+    """Bill length over bill depth."""
+    return safe_ratio(frame["bill_length_mm"], frame["bill_depth_mm"])
+
+
+def log_mass(frame: pd.DataFrame) -> pd.Series:
+    """Log of body mass."""
+    return frame["body_mass_g"].map(math.log)
+'''
+
+
+def put_in_the_0_4_0_layout(project: Path, package: str) -> None:
+    """What an update from 0.2.0-0.4.0 leaves before the migration runs: the team's
+    derived_features.py committed then deleted, the old template features.py and data.py
+    kept (the room's files are never overwritten), a team test importing moved modules."""
+    room = project / "src" / package
+    old = release_commit("0.4.0")
+    for name in ("features.py", "data.py"):
+        text = git("show", f"{old}:template/src/{{{{ package_name }}}}/{name}", cwd=TEMPLATE_ROOT)
+        (room / name).write_text(text)
+    (room / "derived_features.py").write_text(OLD_DERIVED_FEATURES)
+    (project / "tests" / "test_team.py").write_text(
+        f"from {package}.config import Params\n"
+        f"from {package}.features import add_derived_features, log_mass\n\n\n"
+        "def test_log_mass_is_finite(raw_data, params: Params) -> None:\n"
+        '    assert add_derived_features(raw_data, ["log_mass"])["log_mass"].notna().any()\n'
+        "    assert log_mass is not None\n"
+    )
+    if not (project / ".git").exists():  # rendered without tasks: no repository yet
+        git("init", "--quiet", cwd=project)
+    commit_all(project, "0.4.0 layout")
+    (room / "derived_features.py").unlink()
+
+
+def test_the_team_room_migration_moves_team_code_and_is_idempotent(
     render_project: Callable[..., Path],
 ) -> None:
     project = render_project()
     package = answers(project)["package_name"]
     features = project / "src" / package / "features.py"
-    pristine = features.read_text()
-    features.write_text(
-        "import math\n"
-        + pristine
-        + "\n\n@derived_feature\ndef log_mass(frame: pd.DataFrame) -> pd.Series:\n"
-        + '    """Log of body mass."""\n'
-        + '    return frame["body_mass_g"].map(math.log)\n'
-    )
-    migration = [sys.executable, str(hooks_dir() / "migrations" / "v0_2_0_derived_features.py")]
+    put_in_the_0_4_0_layout(project, package)
+    migration = [sys.executable, str(hooks_dir() / "migrations" / "team_room.py")]
     first = subprocess.run(migration, cwd=project, capture_output=True, text=True, check=True)
-    assert "moved log_mass" in first.stdout
-    assert features.read_text() == pristine
-    derived = (project / "src" / package / "derived_features.py").read_text()
-    assert "import math\n" in derived and "def log_mass" in derived
-    assert "@derived_feature" not in derived
+    assert "the team's derived features" in first.stdout
+    text = features.read_text()
+    assert "import math\n" in text and "def log_mass" in text and "def bill_ratio" in text
+    assert "def build_preprocessor" in text and "add_derived_features" not in text
+    assert "def prepare(" not in (project / "src" / package / "data.py").read_text()
+    team_test = (project / "tests" / "test_team.py").read_text()
+    assert "from mlops_kit.config import Params" in team_test
+    assert "from mlops_kit.features import add_derived_features" in team_test
+    assert f"from {package}.features import log_mass" in team_test
+    after = project_files(project)
     again = subprocess.run(migration, cwd=project, capture_output=True, text=True, check=True)
-    assert "nothing to do" in again.stdout
+    assert "nothing to do" in again.stdout and project_files(project) == after
     assert_ruff_clean(project)
 
 
-def test_the_0_2_0_migration_leaves_a_project_in_the_new_layout_alone(
+def test_the_team_room_migration_leaves_a_project_in_the_new_layout_alone(
     render_project: Callable[..., Path],
 ) -> None:
-    """It runs on every update, so it must not touch what is not the 0.1.0 layout."""
+    """It runs on every update, so it must not touch what is not an old layout."""
     project = render_project()
     package = answers(project)["package_name"]
     features = project / "src" / package / "features.py"
-    migration = [sys.executable, str(hooks_dir() / "migrations" / "v0_2_0_derived_features.py")]
+    migration = [sys.executable, str(hooks_dir() / "migrations" / "team_room.py")]
 
     def migrate_and_compare(situation: str) -> None:
         before = project_files(project)
@@ -374,18 +422,13 @@ def test_the_0_2_0_migration_leaves_a_project_in_the_new_layout_alone(
         assert project_files(project) == before, situation
 
     migrate_and_compare("a fresh render")
-    # A team may add a helper of its own to the template-owned features.py.
     features.write_text(
         features.read_text()
-        + "\n\ndef numeric_width(data: DataConfig) -> int:\n"
-        + '    """How many numeric columns the encoder sees."""\n'
-        + "    return len(data.numeric_features) + len(data.derived_features)\n"
+        + "\n\ndef add_derived_features(frame: pd.DataFrame) -> pd.DataFrame:\n"
+        + '    """A team function that happens to share an old template name."""\n'
+        + "    return frame\n"
     )
-    migrate_and_compare("a team helper in features.py")
-    features.write_text(
-        features.read_text() + "<<<<<<< before updating\n# ours\n=======\n# theirs\n>>>>>>> after\n"
-    )
-    migrate_and_compare("a conflict in features.py unrelated to derived features")
+    migrate_and_compare("a team function named like one the kit has")
 
 
 def test_the_data_columns_migration_fills_old_demo_files_once_and_leaves_others_alone(
