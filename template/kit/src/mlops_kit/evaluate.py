@@ -26,8 +26,7 @@ from sklearn.preprocessing import label_binarize
 
 from . import strict_json
 from .config import EvaluateConfig, Params, load_params
-from .scoring import MetricError, check_named, score_predictions, task_metrics
-from .train import (
+from .lineage import (
     Lineage,
     input_columns_of,
     label_change,
@@ -36,6 +35,7 @@ from .train import (
     lineage_of,
     plain_labels,
 )
+from .scoring import MetricError, check_named, score_predictions, task_metrics
 
 if TYPE_CHECKING:  # MLflow takes seconds to import; the gate and the report need none of it
     from mlflow import MlflowClient
@@ -155,7 +155,7 @@ def decide(
     """Apply the promotion gate: thresholds, the margin over the champion, the holdout.
 
     ``new_lineage`` says why the champion was not scored (it learned from other
-    data, see ``train.Lineage``): the challenger is then judged by the thresholds alone.
+    data, see ``lineage.Lineage``): the challenger is then judged by the thresholds alone.
     ``holdout`` holds the challenger's and the champion's scores on the frozen
     holdout: a challenger that loses more than ``holdout_margin`` there is not
     promoted, whatever the new test split says (that split came with the new data,

@@ -25,8 +25,8 @@ import pandas as pd
 from . import strict_json
 from .compiled import compile_model
 from .config import Params, load_params
+from .lineage import Lineage, input_columns_of, lineage_change
 from .serving.bundle import seal
-from .train import Lineage, input_columns_of, lineage_change
 
 MODEL_FILE = "model.joblib"
 CHALLENGER_FILE = "challenger.joblib"

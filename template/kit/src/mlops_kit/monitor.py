@@ -41,8 +41,8 @@ from .drift import (
 )
 from .evaluate import classification_metrics, regression_metrics, score
 from .export import METADATA_FILE, MODEL_FILE
+from .lineage import input_columns_of
 from .scoring import task_metrics
-from .train import input_columns_of
 
 LOG_PATH_VARIABLE = "PREDICTION_LOG"
 

@@ -16,12 +16,11 @@ whole, with the profile of the data last accepted (``paths.reference``):
 Thresholds live in ``conf/table_checks/``. The first run on a dataset (or on data
 of another lineage: other target, task, columns or source) records the profile
 from that data. A deliberate change of data is accepted with
-``python -m mlops_kit.reference accept --reason "..."`` (``make accept-data``),
+``python -m mlops_kit.accept --reason "..."`` (``make accept-data``),
 which records a new profile, keeps the old ones' dates and reasons, and drops the
 frozen holdout so the next ``split`` freezes one of the accepted data.
 """
 
-import argparse
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ import pandas as pd
 import yaml
 
 from . import strict_json
-from .config import DataConfig, Params, TableChecksConfig, load_params
+from .config import DataConfig, Params, TableChecksConfig
 from .drift import category_labels, drift_table
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -355,44 +354,6 @@ def describe(reference: dict) -> str:
     )
 
 
-def accept(params: Params, reason: str) -> str:
-    """Record the prepared data as the new reference; return what changed, in words."""
-    from .validation import ValidationFailed, validate
-
-    if not reason.strip():
-        raise SystemExit(
-            'accept: give the reason this data is accepted, e.g. REASON="new sensor firmware"'
-        )
-    try:
-        frame = validate(pd.read_parquet(params.paths.prepared), params.data_schema)
-    except ValidationFailed as failure:
-        raise SystemExit(f"accept: refused, the data breaks the schema first: {failure}") from None
-    previous = read(params.paths.reference)
-    same = previous is not None and previous.get("lineage") == lineage(params.data)
-    findings = check(frame, previous, params.data, params.table_checks) if same else []
-    record(frame, params, reason.strip(), previous=previous)
-    params.paths.holdout.unlink(missing_ok=True)
-    accepted = "; ".join(finding.message for finding in findings) or "no table check failed"
-    return (
-        f"accept: {len(frame)} rows of {params.data.source} are the new reference "
-        f"({reason.strip()}) -> {params.paths.reference}\n  accepted: {accepted}\n"
-        "  the next `make pipeline` validates against it and freezes a new holdout"
-    )
-
-
 def as_report(findings: list[Finding]) -> list[dict]:
     """Findings as the validation report lists them."""
     return [asdict(finding) for finding in findings]
-
-
-def main() -> None:
-    """``accept --reason "..."``: the prepared data becomes the reference."""
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("command", choices=["accept"])
-    parser.add_argument("--reason", required=True, help="why this data is accepted")
-    args = parser.parse_args()
-    print(accept(load_params(), args.reason))
-
-
-if __name__ == "__main__":
-    main()

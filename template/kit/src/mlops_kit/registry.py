@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline
 
 from . import faults, team
 from .config import MlflowConfig, Params
-from .train import Lineage, lineage_change
+from .lineage import Lineage, lineage_change
 
 PACKAGE_DIR = Path(__file__).parent
 # What a logged model needs to be loaded elsewhere. Listing it explicitly spares
@@ -298,7 +298,7 @@ def log_and_register(
 ) -> dict[str, Any]:
     """Log a run with its config, tags and model; register the model as challenger.
 
-    ``version_tags`` go on the registered version (its lineage, see ``train.Lineage``).
+    ``version_tags`` go on the registered version (its lineage, see ``lineage.Lineage``).
     """
     client = configure(params.mlflow)
     for line in close_abandoned_runs(client, params.mlflow):

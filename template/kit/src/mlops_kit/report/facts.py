@@ -16,7 +16,8 @@ import pandas as pd
 from ..config import Params
 from ..evaluate import groups_of, plot_tables, score, slice_scores
 from ..export import METADATA_FILE, MODEL_FILE
-from ..train import file_md5, input_columns_of
+from ..lineage import input_columns_of
+from ..train import file_md5
 
 
 def column_roles(params: Params, columns: list[str]) -> dict[str, list[str]]:
