@@ -263,9 +263,13 @@ def run_stage() -> None:
         change = lineage_change(before, challenger, test_set.columns, "the test split")
         champion_model = None
         if not change:
-            champion_model = registry.load_version(params.mlflow, champion.version)
-            # A champion registered before labels were tagged: its classes say it.
-            change = label_change(labels_of(champion_model), challenger.labels)
+            try:
+                champion_model = registry.load_version(params.mlflow, champion.version)
+            except registry.Unloadable as unloadable:
+                change = str(unloadable)
+            else:
+                # A champion registered before labels were tagged: its classes say it.
+                change = label_change(labels_of(champion_model), challenger.labels)
         if change:
             new_lineage = (
                 f"new lineage: champion v{champion.version} learned {before}; "

@@ -273,7 +273,12 @@ def registry_champion(params: Params) -> tuple[Any, str, str, str, dict]:
             f"the configured data ({change}); no model that learns {data} has met the "
             f"promotion thresholds yet ({params.paths.promotion} says why)"
         )
-    model = registry.load_version(params.mlflow, version.version)
+    try:
+        model = registry.load_version(params.mlflow, version.version)
+    except registry.Unloadable as unloadable:
+        raise SystemExit(
+            f"export: the champion {unloadable}; train one with this code (`make pipeline`)"
+        ) from None
     trained_at = registry.trained_at(client, version.run_id)
     # The train stage logged these as run tags (registry.log_and_register).
     tags = client.get_run(version.run_id).data.tags

@@ -395,9 +395,24 @@ def version_by_alias(client: MlflowClient, config: MlflowConfig, alias: str) -> 
         return None
 
 
+class Unloadable(RuntimeError):
+    """A registered version whose pickle names code this project no longer has."""
+
+
 def load_version(config: MlflowConfig, version_number: str) -> Pipeline:
-    """Load a registered model version as the scikit-learn pipeline it was logged as."""
-    return mlflow.sklearn.load_model(f"models:/{config.registered_model_name}/{version_number}")
+    """Load a registered model version as the scikit-learn pipeline it was logged as.
+
+    Raises ``Unloadable`` when the pickle refers to a function or module that is gone
+    (a version logged before its code moved, such as before the kit existed).
+    """
+    uri = f"models:/{config.registered_model_name}/{version_number}"
+    try:
+        return mlflow.sklearn.load_model(uri)
+    except (AttributeError, ImportError) as error:
+        raise Unloadable(
+            f"v{version_number} of {config.registered_model_name} was logged with code this "
+            f"project no longer has ({error}), so it cannot be loaded"
+        ) from None
 
 
 def missing_registration(client: MlflowClient, registration: dict[str, Any]) -> str | None:
