@@ -247,3 +247,30 @@ def test_a_project_from_a_release_names_its_version_and_commit(tmp_path: Path) -
     readme = (project / "README.md").read_text()
     assert f"at `{source}`, version `v9.9.9` (commit `{commit[:12]}`)" in readme
     assert broken_references(project) == []
+
+
+def documented_modules(heading: str) -> set[str]:
+    """The first-column names of the table under a heading of docs/layout.md."""
+    text = (TEMPLATE_ROOT / "docs" / "layout.md").read_text()
+    section = text.split(f"### {heading}", 1)[1].split("\n### ", 1)[0]
+    return set(re.findall(r"^\| `([^`]+)` \|", section, flags=re.MULTILINE))
+
+
+def package_entries(package_dir: Path) -> set[str]:
+    """A package's modules and subpackages, as the layout page names them."""
+    return {
+        path.name + ("/" if path.is_dir() else "")
+        for path in package_dir.iterdir()
+        if path.suffix == ".py" or (path.is_dir() and (path / "__init__.py").exists())
+    }
+
+
+def test_the_layout_page_lists_exactly_the_modules_of_both_packages(
+    rendered_project: Path,
+) -> None:
+    """docs/layout.md names every module of the team's room and of the kit, and nothing
+    that does not exist."""
+    room = rendered_project / "src" / "ml_project"
+    kit = rendered_project / "kit" / "src" / "mlops_kit"
+    assert documented_modules("The team's room") == package_entries(room)
+    assert documented_modules("The kit") == package_entries(kit)

@@ -145,3 +145,23 @@ def test_skipping_tasks_leaves_git_init_to_make_setup(render_project: Callable[.
 def test_the_dockerfile_passes_hadolint_without_warnings(rendered: Path) -> None:
     result = hadolint(rendered, "Dockerfile")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_kit_is_versioned_as_the_newest_release_of_the_template(
+    render_project: Callable[..., Path],
+) -> None:
+    """copier.yml's template_release is the newest CHANGELOG heading; a render from a
+    commit that is not that release's tag carries the commit as a local label."""
+    from packaging.version import Version
+
+    changelog = (hooks_dir().parent / "CHANGELOG.md").read_text()
+    newest = re.search(r"^## (\d+\.\d+\.\d+) - ", changelog, flags=re.MULTILINE)
+    config = yaml.safe_load((hooks_dir().parent / "copier.yml").read_text())
+    assert newest and config["template_release"]["default"] == newest.group(1)
+    project = render_project()
+    kit = tomllib.loads((project / "kit" / "pyproject.toml").read_text())["project"]
+    version = Version(kit["version"])
+    assert version.public == newest.group(1) and version.local, kit["version"]
+    root = tomllib.loads((project / "pyproject.toml").read_text())
+    assert root["tool"]["uv"]["workspace"]["members"] == ["kit"]
+    assert "mlops-kit" in root["project"]["dependencies"]
