@@ -33,7 +33,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "floors.json"
 PIPELINE_IMPORTS = (
     "import os; os.environ['MPLBACKEND'] = 'Agg'\n"
     "from pathlib import Path\n"
-    "from {package}.stages import server\n"
+    "from mlops_kit.stages import server\n"
     "for name in server.imports(server.stage_commands(Path('dvc.yaml'))):\n"
     "    server.preload(name)\n"
 )

@@ -67,9 +67,8 @@ def run_pipeline(project: Path, rows: int) -> dict[str, dict[str, float]]:
     """Compose params for the synthetic table of ``rows`` rows, then run every stage."""
     source = f"data/synthetic/rows-{rows}.parquet"
     python = str(project / ".venv" / "bin" / "python")
-    package = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
     subprocess.run(
-        [python, "-m", f"{package}.config", f"data.source={source}"],
+        [python, "-m", "mlops_kit.config", f"data.source={source}"],
         cwd=project,
         env=project_env(project),
         check=True,

@@ -239,7 +239,7 @@ def main() -> None:
                     "-m",
                     "bentoml",
                     "serve",
-                    f"{package}.serving.service:ModelService",
+                    "mlops_kit.serving.service:ModelService",
                     "--host",
                     "127.0.0.1",
                     "--port",

@@ -22,7 +22,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import yaml
 from report import startup_table
 
 from helpers.commands import developer_environment as user_env
@@ -63,12 +62,11 @@ def first_prediction(scratch: Path, uv: str) -> dict:
     make = ["make", "--no-print-directory", f"UV={uv}"]
     steps["environment"] = timed([*make, "setup"], project)
     steps["pipeline"] = timed([*make, "pipeline"], project)
-    package = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**user_env(), "BENTOML_DO_NOT_TRACK": "true"}  # as `make serve` starts it
     bentoml = str(project / ".venv" / "bin" / "bentoml")
-    command = [bentoml, "serve", f"{package}.serving.service:ModelService", "--port", str(port)]
+    command = [bentoml, "serve", "mlops_kit.serving.service:ModelService", "--port", str(port)]
     started = time.perf_counter()
     with running([*command, "--host", "127.0.0.1"], project, env) as process:
         wait_until_ready(url, READY_SECONDS, process, interval=0.1)

@@ -28,8 +28,8 @@ WORKERS = 2
 # Every run of the project's MLflow experiment, with its tags, params and metrics.
 RUNS_AS_JSON = """
 import json, mlflow
-from {package}.config import load_params
-from {package}.registry import tracking_uri
+from mlops_kit.config import load_params
+from mlops_kit.registry import tracking_uri
 params = load_params()
 mlflow.set_tracking_uri(tracking_uri(params.mlflow))
 runs = mlflow.search_runs(experiment_names=[params.mlflow.experiment_name], output_format="list")
@@ -44,8 +44,8 @@ print(json.dumps([
 # The registry's aliases, read (no argument) or set back (a JSON argument).
 ALIASES = """
 import json, sys, mlflow
-from {package}.config import load_params
-from {package}.registry import tracking_uri
+from mlops_kit.config import load_params
+from mlops_kit.registry import tracking_uri
 params = load_params()
 mlflow.set_tracking_uri(tracking_uri(params.mlflow))
 client = mlflow.MlflowClient()

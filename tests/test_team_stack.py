@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 from helpers.commands import GIT_IDENTITY, developer_environment, run_make
 from helpers.network import free_port, stop_process, wait_until
@@ -205,8 +204,7 @@ def test_a_machine_that_did_not_train_serves_the_champion_from_the_server(
     run(["dvc", "pull", "data/split/train.parquet", "data/split/test.parquet"], clone, environment)
     assert not (clone / "models" / "model.joblib").exists()
     assert not (clone / "models" / "champion").exists()
-    package = yaml.safe_load((clone / ".copier-answers.yml").read_text())["package_name"]
-    run(["python", "-m", f"{package}.export", "--from-registry"], clone, environment)
+    run(["python", "-m", "mlops_kit.export", "--from-registry"], clone, environment)
     metadata = json.loads((clone / "models" / "champion" / "metadata.json").read_text())
     assert metadata["model_version"] == registration(team_project)["version"]
 
@@ -215,7 +213,7 @@ def test_a_machine_that_did_not_train_serves_the_champion_from_the_server(
         [
             "bentoml",
             "serve",
-            f"{package}.serving.service:ModelService",
+            "mlops_kit.serving.service:ModelService",
             "--host",
             "127.0.0.1",
             "--port",
