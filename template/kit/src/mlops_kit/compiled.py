@@ -89,7 +89,8 @@ def preprocess_spec(model: Any, input_schema: dict[str, dict]) -> dict:
     """The fitted ``preprocess`` step of ``model`` as JSON that ``Preprocessor`` applies.
 
     Raises ``Unsupported`` when it is not the derive-then-ColumnTransformer pipeline
-    of ``features.build_preprocessor`` built from steps this module knows.
+    of the kit's ``features.build_preprocessor`` (derive, then the team's encoding)
+    built from steps this module knows.
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline

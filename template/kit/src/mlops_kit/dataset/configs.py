@@ -36,7 +36,7 @@ def data_file(profile: Profile) -> str:
         for column in profile.columns:
             if column.role == role:
                 lines.append(f"    - {dump(column.name)}  # {column.reason}")
-    lines.append("  # Functions of derived_features.py to compute and feed to the model.")
+    lines.append("  # Functions of src/<package>/features.py to compute and feed to the model.")
     lines.append("  derived_features: []")
     left_out = [column for column in profile.columns if column.role in ("left out", "time")]
     if left_out:

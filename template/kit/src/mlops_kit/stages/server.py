@@ -32,11 +32,11 @@ from .run import package, run_here
 # What a stage loads after it starts, by its command in dvc.yaml (after `stages.run`):
 # loaded right after the stage's module, so in the order the stages run. The stages
 # import these inside functions, so that one run on its own loads only what it uses.
-# A name starting with a dot is the project's; "module:function" is called too.
+# A name starting with a dot is the kit's; "module:function" is called too.
 IMPORTED_LATER = {
     "data split": ("sklearn.model_selection",),
     "train": (
-        # features.build_preprocessor's (the service imports features without them).
+        # The team's build_preprocessor imports these when called, so the service never does.
         "sklearn.compose",
         "sklearn.impute",
         "sklearn.preprocessing",
