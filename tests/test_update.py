@@ -194,12 +194,14 @@ def make_team_edits(project: Path, package: str) -> None:
     readme.write_text(readme.read_text() + "\n## Team notes\n\nWe retrain every Monday.\n")
 
 
+# The first release (features decorated in the template's features.py) and 0.3.0
+# (the team's derived_features.py): both layouts move into the team's room.
 @pytest.mark.e2e
-def test_team_work_survives_an_update_from_the_first_release(
-    template_repo: Path, tmp_path: Path
+@pytest.mark.parametrize("release", [released_versions()[0], "0.3.0"])
+def test_team_work_survives_an_update_from_an_old_release(
+    template_repo: Path, tmp_path: Path, release: str
 ) -> None:
-    first = released_versions()[0]
-    project = render_at(template_repo, f"v{first}", tmp_path / "team")
+    project = render_at(template_repo, f"v{release}", tmp_path / "team")
     package = answers(project)["package_name"]
     make_team_edits(project, package)
     run_make(project, "setup")
