@@ -383,6 +383,12 @@ def record_latency_baseline(params: Params, if_missing: bool) -> None:
     if if_missing and latency.baseline.exists():
         print(f"latency baseline: kept {latency.baseline}")
         return
+    missing = [path for path in (params.paths.validated, params.paths.model) if not path.exists()]
+    if missing:
+        raise SystemExit(
+            f"latency baseline: no trained model to time yet ({missing[0]} is missing); "
+            "run `make pipeline` first"
+        )
     batch = latency_batch(pd.read_parquet(params.paths.validated), params)
     model = joblib.load(params.paths.model)
     measured = batch_latency_ms(model, batch, latency.repeats)
