@@ -399,7 +399,7 @@ def test_the_team_room_migration_moves_team_code_and_is_idempotent(
     assert "def build_preprocessor" in text and "add_derived_features" not in text
     assert "def prepare(" not in (project / "src" / package / "data.py").read_text()
     team_test = (project / "tests" / "test_team.py").read_text()
-    assert "from mlops_kit.config import Params" in team_test
+    assert "from mlops_kit.core.params import Params" in team_test
     assert "from mlops_kit.features import add_derived_features" in team_test
     assert f"from {package}.features import log_mass" in team_test
     after = project_files(project)

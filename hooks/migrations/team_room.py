@@ -87,12 +87,66 @@ def without_old_decorator(lines: list[str], node: ast.stmt) -> str:
     return "".join(kept) + source_of(lines, node, decorators=False)
 
 
-def to_kit(node: ast.ImportFrom) -> ast.ImportFrom:
-    """A relative import of the old package (``from .config import X``) as one of the kit."""
+# Where the old package's modules and names live in the kit now: a whole module moved
+# (``drift`` to ``core.drift``), or some of its names (``Lineage``, once in ``train``).
+MOVED_MODULES = {
+    "drift": "core.drift",
+    "faults": "core.faults",
+    "strict_json": "core.strict_json",
+}
+MOVED_NAMES = {
+    "config": ("core.params", lambda name: name not in {"compose_params", "main"}),
+    "evaluate": ("core.gate", lambda name: name in {"Decision", "decide", "gain"}),
+    "train": (
+        "core.lineage",
+        lambda name: (
+            name
+            in {
+                "Lineage",
+                "input_columns_of",
+                "label_change",
+                "label_kind",
+                "labels_of",
+                "lineage_change",
+                "lineage_of",
+                "plain_labels",
+            }
+        ),
+    ),
+    "reference": ("accept", lambda name: name == "accept"),
+}
+
+
+def kit_module(module: str, name: str) -> str:
+    """The kit module (under ``mlops_kit``) that holds ``name`` of the old ``module``."""
+    if module in MOVED_MODULES:
+        return MOVED_MODULES[module]
+    if module in MOVED_NAMES and MOVED_NAMES[module][1](name):
+        return MOVED_NAMES[module][0]
+    return module
+
+
+def kit_imports(module: str, names: list[ast.alias]) -> list[ast.ImportFrom]:
+    """``from <old package>.<module> import names`` as imports of the kit."""
+    grouped: dict[str, list[ast.alias]] = {}
+    for alias in names:
+        if module:
+            target = kit_module(module, alias.name)
+            grouped.setdefault(f"{KIT}.{target}", []).append(alias)
+        elif alias.name in MOVED_MODULES:  # from <package> import drift
+            parent, _, leaf = MOVED_MODULES[alias.name].rpartition(".")
+            renamed = ast.alias(name=leaf, asname=alias.asname)
+            grouped.setdefault(f"{KIT}.{parent}", []).append(renamed)
+        else:
+            grouped.setdefault(KIT, []).append(alias)
+    return [ast.ImportFrom(module=name, names=found, level=0) for name, found in grouped.items()]
+
+
+def to_kit(node: ast.ImportFrom) -> list[ast.ImportFrom]:
+    """A relative import of the old package (``from .config import X``) as the kit's."""
     if node.level == 0:
-        return node
-    module = f"{KIT}.{node.module}" if node.module else KIT
-    return ast.ImportFrom(module=module, names=node.names, level=0)
+        return [node]
+    return kit_imports(node.module or "", node.names)
 
 
 def team_code(package: str, features_text: str) -> tuple[list[ast.stmt], list[str]]:
@@ -192,7 +246,8 @@ def new_features(package: str, old_text: str) -> str:
         if isinstance(node, ast.Import | ast.ImportFrom)
         and any(used(name, code) for name in bound_names(node))
     ]
-    imports += [to_kit(node) if isinstance(node, ast.ImportFrom) else node for node in team_imports]
+    for node in team_imports:
+        imports += to_kit(node) if isinstance(node, ast.ImportFrom) else [node]
     block = import_block(imports, package)
     text = f"{docstring}\n{block}\n{checking}\n\n{body}\n\n{tail}"
     return re.sub(r"\n{4,}", "\n\n\n", text).rstrip("\n") + "\n"
@@ -230,21 +285,18 @@ def rewrite_imports(path: Path, package: str, room: dict[str, set[str]]) -> bool
         if parts[0] != package:
             continue
         indent = " " * node.col_offset
+        module = ".".join(parts[1:])
         if len(parts) == 1:  # from <package> import registry, features
             kit = [alias for alias in node.names if alias.name not in room]
             mine = [alias for alias in node.names if alias.name in room]
-            new = [ast.ImportFrom(module=KIT, names=kit, level=0)] if kit else []
-            new += [node] if mine and not kit else []
-            new += [ast.ImportFrom(module=package, names=mine, level=0)] if mine and kit else []
         elif parts[1] in room:  # the room's module: names it lacks moved to the kit's
             kit = [alias for alias in node.names if alias.name not in room[parts[1]]]
             mine = [alias for alias in node.names if alias.name in room[parts[1]]]
-            kit_module = ".".join([KIT, *parts[1:]])
-            new = [ast.ImportFrom(module=kit_module, names=kit, level=0)] if kit else []
-            new += [node] if mine and not kit else []
-            new += [ast.ImportFrom(module=node.module, names=mine, level=0)] if mine and kit else []
         else:
-            new = [ast.ImportFrom(module=".".join([KIT, *parts[1:]]), names=node.names, level=0)]
+            kit, mine = list(node.names), []
+        new = kit_imports(module, kit) if kit else []
+        new += [node] if mine and not kit else []
+        new += [ast.ImportFrom(module=node.module, names=mine, level=0)] if mine and kit else []
         replacement = "".join(
             indent + import_line(statement).replace("\n", "\n" + indent) + "\n" for statement in new
         )

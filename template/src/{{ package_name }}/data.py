@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlops_kit.config import DataConfig, TrainConfig
+from mlops_kit.core.params import DataConfig, TrainConfig
 from mlops_kit.data import load_source
 
 

@@ -14,7 +14,7 @@ from functools import partial
 from numpy.typing import ArrayLike
 from sklearn import metrics
 
-from mlops_kit.scoring import Metric
+from mlops_kit.core.scoring import Metric
 
 
 def roc_auc(truth: ArrayLike, probabilities: ArrayLike, classes: list) -> float:

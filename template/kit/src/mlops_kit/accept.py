@@ -9,9 +9,9 @@ import argparse
 
 import pandas as pd
 
-from . import reference
-from .config import Params, load_params
-from .validation import ValidationFailed, validate
+from mlops_kit import reference
+from mlops_kit.core.params import Params, load_params
+from mlops_kit.validation import ValidationFailed, validate
 
 
 def accept(params: Params, reason: str) -> str:

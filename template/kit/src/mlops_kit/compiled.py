@@ -95,7 +95,7 @@ def preprocess_spec(model: Any, input_schema: dict[str, dict]) -> dict:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
-    from .features import add_derived_features
+    from mlops_kit.features import add_derived_features
 
     preprocess = model.named_steps.get("preprocess")
     steps = dict(preprocess.steps) if isinstance(preprocess, Pipeline) else {}
@@ -135,7 +135,7 @@ class Preprocessor:
         self.derived: list[str] = spec["derived"]
         self.functions: dict[str, Callable] = {}
         if self.derived:
-            from .features import derived_feature
+            from mlops_kit.features import derived_feature
 
             self.functions = {name: derived_feature(name) for name in self.derived}
         self.blocks = spec["blocks"]

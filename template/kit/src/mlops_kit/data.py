@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import team
-from .config import DataConfig, Params, TrainConfig, load_params
+from mlops_kit import team
+from mlops_kit.core.params import DataConfig, Params, TrainConfig, load_params
 
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
 

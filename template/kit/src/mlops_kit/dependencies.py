@@ -11,6 +11,8 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+from mlops_kit.core.markdown import table
+
 LOCKFILE = Path("uv.lock")
 
 
@@ -44,14 +46,9 @@ def markdown(changed: list[tuple[str, str, str]], base: str) -> str:
     """The changes as a markdown section for a job summary."""
     if not changed:
         return f"### Dependencies\n\nNo locked package changed against {base}.\n"
-    rows = [f"| {name} | {old} | {new} |" for name, old, new in changed]
-    header = [
-        f"### Dependencies: {len(changed)} locked package(s) changed against {base}",
-        "",
-        "| Package | Before | After |",
-        "| --- | --- | --- |",
-    ]
-    return "\n".join([*header, *rows]) + "\n"
+    title = f"### Dependencies: {len(changed)} locked package(s) changed against {base}"
+    lines = [title, "", *table(["Package", "Before", "After"], changed)]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

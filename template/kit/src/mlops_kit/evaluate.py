@@ -11,9 +11,8 @@ new data is judged by the thresholds alone.
 
 import argparse
 import json
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,9 +23,10 @@ from sklearn import metrics
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import label_binarize
 
-from . import strict_json
-from .config import EvaluateConfig, Params, load_params
-from .lineage import (
+from mlops_kit import team
+from mlops_kit.core import markdown, strict_json
+from mlops_kit.core.gate import decide, threshold_failures
+from mlops_kit.core.lineage import (
     Lineage,
     input_columns_of,
     label_change,
@@ -35,7 +35,8 @@ from .lineage import (
     lineage_of,
     plain_labels,
 )
-from .scoring import MetricError, check_named, score_predictions, task_metrics
+from mlops_kit.core.params import Params, load_params
+from mlops_kit.core.scoring import MetricError, check_named, score_predictions
 
 if TYPE_CHECKING:  # MLflow takes seconds to import; the gate and the report need none of it
     from mlflow import MlflowClient
@@ -44,7 +45,7 @@ if TYPE_CHECKING:  # MLflow takes seconds to import; the gate and the report nee
 def classification_metrics(model: Pipeline, features: pd.DataFrame, target: pd.Series) -> dict:
     """The team's classification metrics (``metrics.py``) of ``model`` on ``features``."""
     return score_predictions(
-        task_metrics(is_classification=True),
+        team.task_metrics(is_classification=True),
         target,
         model.predict(features),
         probabilities=lambda: model.predict_proba(features),
@@ -54,7 +55,8 @@ def classification_metrics(model: Pipeline, features: pd.DataFrame, target: pd.S
 
 def regression_metrics(model: Pipeline, features: pd.DataFrame, target: pd.Series) -> dict:
     """The team's regression metrics (``metrics.py``) of ``model`` on ``features``."""
-    return score_predictions(task_metrics(is_classification=False), target, model.predict(features))
+    metrics_table = team.task_metrics(is_classification=False)
+    return score_predictions(metrics_table, target, model.predict(features))
 
 
 def score(model: Pipeline, table: pd.DataFrame, params: Params) -> dict:
@@ -117,79 +119,6 @@ def plot_tables(model: Pipeline, table: pd.DataFrame, params: Params) -> dict[Pa
     }
 
 
-@dataclass
-class Decision:
-    """Whether the challenger is promoted, and why."""
-
-    promote: bool
-    reasons: list[str] = field(default_factory=list)
-
-
-def threshold_failures(scores: dict, config: EvaluateConfig) -> list[str]:
-    """Every threshold the scores miss, as a readable reason."""
-    failures = []
-    for name, bound in config.thresholds.items():
-        value = scores.get(name)
-        # NaN (a metric undefined on this data) compares False with any bound: no pass.
-        if value is None or not math.isfinite(value):
-            failures.append(f"metric {name!r} has a threshold but was not computed")
-        elif bound.min is not None and value < bound.min:
-            failures.append(f"{name}={value:.4f} is below the minimum {bound.min}")
-        elif bound.max is not None and value > bound.max:
-            failures.append(f"{name}={value:.4f} is above the maximum {bound.max}")
-    return failures
-
-
-def gain(new: float, old: float, config: EvaluateConfig) -> float:
-    """How much better ``new`` is than ``old`` on the primary metric (positive: better)."""
-    return new - old if config.greater_is_better else old - new
-
-
-def decide(
-    challenger: dict,
-    champion: dict | None,
-    config: EvaluateConfig,
-    new_lineage: str = "",
-    holdout: tuple[dict, dict] | None = None,
-) -> Decision:
-    """Apply the promotion gate: thresholds, the margin over the champion, the holdout.
-
-    ``new_lineage`` says why the champion was not scored (it learned from other
-    data, see ``lineage.Lineage``): the challenger is then judged by the thresholds alone.
-    ``holdout`` holds the challenger's and the champion's scores on the frozen
-    holdout: a challenger that loses more than ``holdout_margin`` there is not
-    promoted, whatever the new test split says (that split came with the new data,
-    and bad data brings its own easy exam).
-    """
-    failures = threshold_failures(challenger, config)
-    alone = [f"{new_lineage}: judged by the thresholds alone"] if new_lineage else []
-    if failures:
-        return Decision(False, [*alone, "challenger misses thresholds: " + "; ".join(failures)])
-    if new_lineage:
-        return Decision(True, [*alone, "the challenger meets every threshold"])
-    if champion is None:
-        return Decision(True, ["no champion yet and the challenger meets every threshold"])
-    name = config.primary_metric
-    improvement = gain(challenger[name], champion[name], config)
-    comparison = (
-        f"{name}: challenger {challenger[name]:.4f} vs champion {champion[name]:.4f} "
-        f"(gain {improvement:+.4f}, required margin {config.promotion_margin})"
-    )
-    if not (improvement >= config.promotion_margin and improvement > 0):
-        return Decision(False, [f"champion stays; {comparison}"])
-    if holdout is None:
-        return Decision(True, [f"challenger beats the champion; {comparison}"])
-    new, old = holdout[0][name], holdout[1][name]
-    held = gain(new, old, config)
-    on_holdout = (
-        f"frozen holdout {name}: challenger {new:.4f} vs champion {old:.4f} "
-        f"(gain {held:+.4f}, largest loss allowed {config.holdout_margin})"
-    )
-    if held < -config.holdout_margin:
-        return Decision(False, [f"champion stays; {comparison}; but {on_holdout}"])
-    return Decision(True, [f"challenger beats the champion; {comparison}; {on_holdout}"])
-
-
 def write_json(path: Path, content: dict) -> None:
     """Write ``content`` as indented, key-sorted strict JSON (no NaN), creating the folder."""
     strict_json.write(path, content, sort_keys=True)
@@ -213,7 +142,7 @@ def stale_registration(params: Params, client: "MlflowClient", registration: dic
     train stage, which DVC then runs again on the next ``dvc repro`` (uncached outputs
     keep a stage out of DVC's run cache, so nothing restores the stale record).
     """
-    from . import registry
+    from mlops_kit import registry
 
     lacking = registry.missing_registration(client, registration)
     if lacking is None:
@@ -232,7 +161,7 @@ def run_stage() -> None:
     """Score the challenger, compare with the champion, promote when the gate passes."""
     import mlflow
 
-    from . import registry
+    from mlops_kit import registry
 
     params = load_params()
     check_named(
@@ -240,7 +169,8 @@ def run_stage() -> None:
             params.evaluate.primary_metric: params.evaluate.greater_is_better,
             **dict.fromkeys(params.evaluate.thresholds),
         },
-        params.data.is_classification,
+        team.task_metrics(params.data.is_classification),
+        team.metrics_file(),
         "conf/evaluate/",
     )
     registration = json.loads(params.paths.registration.read_text())
@@ -312,8 +242,8 @@ def check_bundle(params: Params) -> list[str]:
     whose model learned another target or task, or needs columns the split lacks,
     cannot be scored on it: that is the one failure then.
     """
-    from .export import MODEL_FILE
-    from .serving.bundle import BundleError, verify_bundle
+    from mlops_kit.export import MODEL_FILE
+    from mlops_kit.serving.bundle import BundleError, verify_bundle
 
     try:
         metadata = verify_bundle(params.paths.bundle)
@@ -348,15 +278,15 @@ def markdown_report(params: Params, reason: str) -> str:
         "",
         *(f"- {line}" for line in outcome["reasons"]),
         "",
-        "| Metric | Challenger | Champion before |",
-        "| --- | ---: | ---: |",
     ]
     champion = outcome["champion"] or {}
     # A champion of another lineage was not scored on this data; older reports lack the key.
     unscored = "other lineage" if outcome.get("lineage", {}).get("new") else "none"
-    for name, value in sorted(outcome["challenger"].items()):
-        before = f"{champion[name]:.4f}" if name in champion else unscored
-        lines.append(f"| {name} | {value:.4f} | {before} |")
+    rows = [
+        (name, f"{value:.4f}", f"{champion[name]:.4f}" if name in champion else unscored)
+        for name, value in sorted(outcome["challenger"].items())
+    ]
+    lines += markdown.table(["Metric", "Challenger", "Champion before"], rows, right=[1, 2])
     return "\n".join(lines) + "\n"
 
 

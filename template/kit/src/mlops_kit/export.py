@@ -22,11 +22,11 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from . import strict_json
-from .compiled import compile_model
-from .config import Params, load_params
-from .lineage import Lineage, input_columns_of, lineage_change
-from .serving.bundle import seal
+from mlops_kit.compiled import compile_model
+from mlops_kit.core import strict_json
+from mlops_kit.core.lineage import Lineage, input_columns_of, lineage_change
+from mlops_kit.core.params import Params, load_params
+from mlops_kit.serving.bundle import seal
 
 MODEL_FILE = "model.joblib"
 CHALLENGER_FILE = "challenger.joblib"
@@ -254,7 +254,7 @@ def registry_champion(params: Params) -> tuple[Any, str, str, str, dict]:
     Refuses a champion that cannot serve the configured data (another target, task
     or table): no model of this data has met the thresholds yet.
     """
-    from . import registry
+    from mlops_kit import registry
 
     client = registry.configure(params.mlflow)
     alias = params.mlflow.champion_alias

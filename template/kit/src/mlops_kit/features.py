@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from . import team
-from .config import DataConfig
+from mlops_kit import team
+from mlops_kit.core.params import DataConfig
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline

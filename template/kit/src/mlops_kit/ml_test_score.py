@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from . import strict_json
-from .config import MlTestScoreConfig, load_params
+from mlops_kit.core import strict_json
+from mlops_kit.core.markdown import table
+from mlops_kit.core.params import MlTestScoreConfig, load_params
 
 # The rubric itself (Tables I to IV of the paper): ids, sections, short titles.
 RUBRIC: tuple[tuple[str, str], ...] = (
@@ -183,17 +184,11 @@ def score(
 
 def markdown(result: Score) -> str:
     """The report as markdown: the 28-row table, the section sums, the final score."""
-    lines = [
-        "## ML Test Score",
-        "",
-        "| Test | Title | Coverage | Result | Points |",
-        "| --- | --- | --- | --- | ---: |",
-    ]
-    for row in result.rows:
-        cell = row.result.replace("|", "\\|")
-        lines.append(f"| {row.id} | {row.title} | {row.coverage} | {cell} | {row.points:g} |")
-    lines += ["", "| Section | Points |", "| --- | ---: |"]
-    lines += [f"| {name} | {points:g} |" for name, points in result.sections.items()]
+    rows = [(row.id, row.title, row.coverage, row.result, f"{row.points:g}") for row in result.rows]
+    header = ["Test", "Title", "Coverage", "Result", "Points"]
+    sections = [(name, f"{points:g}") for name, points in result.sections.items()]
+    lines = ["## ML Test Score", "", *table(header, rows, right=[4])]
+    lines += ["", *table(["Section", "Points"], sections, right=[1])]
     lines += [
         "",
         f"**Final score: {result.final:g}** (the smallest section sum; "

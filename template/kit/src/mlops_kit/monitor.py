@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import DataConfig, Params, SkewConfig, load_params
-from .drift import (
+from mlops_kit import team
+from mlops_kit.core import markdown
+from mlops_kit.core.drift import (
     MISSING,
     binned_counts,
     category_counts,
@@ -39,10 +40,10 @@ from .drift import (
     psi,
     quantile_edges,
 )
-from .evaluate import classification_metrics, regression_metrics, score
-from .export import METADATA_FILE, MODEL_FILE
-from .lineage import input_columns_of
-from .scoring import task_metrics
+from mlops_kit.core.lineage import input_columns_of
+from mlops_kit.core.params import DataConfig, Params, SkewConfig, load_params
+from mlops_kit.evaluate import classification_metrics, regression_metrics, score
+from mlops_kit.export import METADATA_FILE, MODEL_FILE
 
 LOG_PATH_VARIABLE = "PREDICTION_LOG"
 
@@ -357,7 +358,7 @@ def point_metrics(is_classification: bool) -> dict:
     """
     return {
         name: metric.function
-        for name, metric in task_metrics(is_classification).items()
+        for name, metric in team.task_metrics(is_classification).items()
         if not metric.needs_probabilities
     }
 
@@ -487,11 +488,9 @@ def number(value: Any) -> str:
 
 
 def markdown_table(table: pd.DataFrame) -> list[str]:
-    """``table`` as markdown lines."""
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
-    for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(number(value) for value in row) + " |")
-    return lines
+    """``table`` as markdown lines, numbers and flags written by ``number``."""
+    rows = ([number(value) for value in row] for row in table.itertuples(index=False))
+    return markdown.table(list(table.columns), rows)
 
 
 def write_report(path: Path, title: str, context: list[str], table: pd.DataFrame, summary: str):

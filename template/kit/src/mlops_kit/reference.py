@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import strict_json
-from .config import DataConfig, Params, TableChecksConfig
-from .drift import category_labels, drift_table
+from mlops_kit.core import strict_json
+from mlops_kit.core.drift import category_labels, drift_table
+from mlops_kit.core.params import DataConfig, Params, TableChecksConfig
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 # Rows of the stand-in sample of a categorical feature (see ``reference_column``).

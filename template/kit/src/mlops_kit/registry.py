@@ -27,9 +27,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
-from . import faults, team
-from .config import MlflowConfig, Params
-from .lineage import Lineage, lineage_change
+from mlops_kit import team
+from mlops_kit.core import faults
+from mlops_kit.core.lineage import Lineage, lineage_change
+from mlops_kit.core.params import MlflowConfig, Params
 
 PACKAGE_DIR = Path(__file__).parent
 # What a logged model needs to be loaded elsewhere. Listing it explicitly spares
@@ -577,7 +578,7 @@ def main() -> None:
 
     ``tidy`` instead closes what a killed training left open (``make pipeline`` runs it).
     """
-    from .config import load_params
+    from mlops_kit.core.params import load_params
 
     if sys.argv[1:] == ["tidy"]:
         tidy(load_params().mlflow)

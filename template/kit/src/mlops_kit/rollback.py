@@ -11,9 +11,9 @@ exports that version's bundle to ``paths.bundle``, and records the new bundle in
 import subprocess
 import sys
 
-from . import registry
-from .config import load_params
-from .export import data_lineage, export, registry_champion
+from mlops_kit import registry
+from mlops_kit.core.params import load_params
+from mlops_kit.export import data_lineage, export, registry_champion
 
 
 def main() -> None:

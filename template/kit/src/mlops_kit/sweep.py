@@ -32,18 +32,11 @@ import pandas as pd
 from distributed import Client, LocalCluster, as_completed, get_worker
 from optuna_integration.dask import DaskStorage
 
-from .config import (
-    Choices,
-    FloatRange,
-    IntRange,
-    Params,
-    SweepConfig,
-    compose_params,
-    load_params,
-)
-from .data import split
-from .evaluate import score
-from .train import fit
+from mlops_kit.config import compose_params
+from mlops_kit.core.params import Choices, FloatRange, IntRange, Params, SweepConfig, load_params
+from mlops_kit.data import split
+from mlops_kit.evaluate import score
+from mlops_kit.train import fit
 
 SCHEDULER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 # DaskStorage is marked experimental; the warning would repeat on every worker.
@@ -193,7 +186,7 @@ def sweep(params: Params, trials: int) -> dict[str, Any]:
     """Run ``trials`` trials on the cluster, logged under one MLflow sweep run; the best."""
     import mlflow
 
-    from . import registry
+    from mlops_kit import registry
 
     train_set = pd.read_parquet(params.paths.train)
     # The project's own split, on the training rows: the test split stays unseen.
@@ -256,7 +249,7 @@ def shared_tracking_uri(params: Params) -> str:
     ``dvc exp run --temp`` runs the pipeline in a temporary copy of the project, where
     the laptop default ``sqlite:///mlflow.db`` would name a new, throw-away database.
     """
-    from . import registry
+    from mlops_kit import registry
 
     uri = registry.tracking_uri(params.mlflow)
     prefix = "sqlite:///"

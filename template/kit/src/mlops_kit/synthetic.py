@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import Params, SchemaConfig, SyntheticConfig, load_params
-from .data import load_source, write_table
+from mlops_kit.core.params import Params, SchemaConfig, SyntheticConfig, load_params
+from mlops_kit.data import load_source, write_table
 
 
 def jitter_numbers(

@@ -13,10 +13,11 @@ import joblib
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from . import strict_json, team
-from .config import Params, load_params
-from .features import build_preprocessor
-from .lineage import lineage_of
+from mlops_kit import team
+from mlops_kit.core import strict_json
+from mlops_kit.core.lineage import lineage_of
+from mlops_kit.core.params import Params, load_params
+from mlops_kit.features import build_preprocessor
 
 
 def build_model(params: Params) -> Pipeline:
@@ -55,7 +56,7 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def main() -> None:
     """Fit, save, log and register the model described by ``params.yaml``."""
-    from . import registry
+    from mlops_kit import registry
 
     params = load_params()
     train_set = pd.read_parquet(params.paths.train)

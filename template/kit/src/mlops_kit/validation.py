@@ -17,9 +17,10 @@ import pandera.pandas as pa
 import yaml
 from pandera.errors import SchemaErrors
 
-from . import reference, strict_json
-from .config import ColumnSchema, DataConfig, SchemaConfig, load_params
-from .data import load_source, write_table
+from mlops_kit import reference
+from mlops_kit.core import strict_json
+from mlops_kit.core.params import ColumnSchema, DataConfig, SchemaConfig, load_params
+from mlops_kit.data import load_source, write_table
 
 PANDERA_DTYPES = {"float": float, "int": int, "str": str}
 MAX_EXAMPLES = 5

@@ -1,5 +1,5 @@
 """``python -m mlops_kit.dataset``: the ``make dataset`` command."""
 
-from .adopt import main
+from mlops_kit.dataset.adopt import main
 
 main()

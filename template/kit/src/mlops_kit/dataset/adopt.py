@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import CONFIG_DIR, Params, compose_params, load_params
-from .configs import data_file, schema_file, switch_defaults
-from .quality import quality_bar
-from .roles import (
+from mlops_kit.config import CONFIG_DIR, compose_params
+from mlops_kit.core.params import Params, load_params
+from mlops_kit.dataset.configs import data_file, schema_file, switch_defaults
+from mlops_kit.dataset.quality import quality_bar
+from mlops_kit.dataset.roles import (
     Column,
     Profile,
     chosen,
@@ -27,7 +28,14 @@ from .roles import (
     pick_slice,
     pick_time,
 )
-from .table import Refused, check_column_names, check_rows, check_target, check_task, read_table
+from mlops_kit.dataset.table import (
+    Refused,
+    check_column_names,
+    check_rows,
+    check_target,
+    check_task,
+    read_table,
+)
 
 RAW_DIR = Path("data/raw")
 

@@ -6,9 +6,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ..validation import infer_column, infer_target
-from .roles import Profile, as_datetime, data_config
-from .table import Refused
+from mlops_kit.dataset.roles import Profile, as_datetime, data_config
+from mlops_kit.dataset.table import Refused
+from mlops_kit.validation import infer_column, infer_target
 
 
 def dump(value: Any) -> str:

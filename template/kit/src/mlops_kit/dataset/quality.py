@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import DataConfig, Params
-from .roles import Profile
+from mlops_kit.core.params import DataConfig, Params
+from mlops_kit.dataset.roles import Profile
 
 CV_FOLDS = 5
 
@@ -36,7 +36,7 @@ def ceil_significant(value: float, digits: int = 3) -> float:
 
 def model_for(params: Params, data: DataConfig):
     """The configured model (conf/model/), built for ``data``."""
-    from ..train import build_model
+    from mlops_kit.train import build_model
 
     return build_model(params.model_copy(update={"data": data}))
 
@@ -100,7 +100,7 @@ def slice_floor(profile: Profile, frame: pd.DataFrame, predicted: pd.Series, dat
     """Out-of-fold quality per slice, the worst slice first: what slices can be asked."""
     from sklearn import metrics
 
-    from ..evaluate import groups_of
+    from mlops_kit.evaluate import groups_of
 
     if profile.slice_column is None:
         return {}
@@ -123,7 +123,7 @@ def slice_spread(profile: Profile, frame: pd.DataFrame, predicted: pd.Series, da
     """
     from sklearn import metrics
 
-    from ..evaluate import groups_of
+    from mlops_kit.evaluate import groups_of
 
     rows = groups_of(frame, profile.slice_column, data.slice_bins)[label]
     truth, guess = rows[data.target].to_numpy(), predicted.loc[rows.index].to_numpy()

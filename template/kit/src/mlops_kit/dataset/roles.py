@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import DataConfig
-from .table import MAX_CATEGORIES, Refused
+from mlops_kit.core.params import DataConfig
+from mlops_kit.dataset.table import MAX_CATEGORIES, Refused
 
 # Text columns whose distinct values exceed this share of the rows are free text.
 FREE_TEXT_SHARE = 0.5

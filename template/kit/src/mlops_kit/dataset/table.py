@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data import DataError, load_source
+from mlops_kit.data import DataError, load_source
 
 # Fewer rows than this leave too little for a test split and cross-validation.
 MIN_ROWS = 50

@@ -11,10 +11,10 @@ the card without its images (CI's job summary).
 import argparse
 from pathlib import Path
 
-from .. import strict_json
-from ..config import Params, load_params
-from .model_card import card_markdown, plots_markdown
-from .page import html_page, write_if_changed, write_markdown_and_page
+from mlops_kit.core import strict_json
+from mlops_kit.core.params import Params, load_params
+from mlops_kit.report.model_card import card_markdown, plots_markdown
+from mlops_kit.report.page import html_page, write_if_changed, write_markdown_and_page
 
 
 def charts_of(facts: dict) -> dict[str, Path]:
@@ -42,7 +42,7 @@ def log_to_mlflow(params: Params, facts: dict, files: list[Path]) -> None:
     """Log the charts and the card to the champion's run (artifact folder ``report``)."""
     import mlflow
 
-    from .. import registry
+    from mlops_kit import registry
 
     registry.configure(params.mlflow)
     with registry.tracked_run(run_id=facts["model"]["run_id"]):
@@ -56,8 +56,8 @@ def write_report(params: Params) -> tuple[dict, list[Path], bool]:
     Returns the facts, the files worth keeping with the run (charts, card, its page)
     and whether any chart changed.
     """
-    from . import figures
-    from .facts import champion_facts
+    from mlops_kit.report import figures
+    from mlops_kit.report.facts import champion_facts
 
     facts, tables, classes = champion_facts(params)
     folder = params.paths.figures

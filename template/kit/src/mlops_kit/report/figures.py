@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import Params
+from mlops_kit.core.params import Params
 
 
 def pyplot():

@@ -10,7 +10,8 @@ never written, so regeneration cannot overwrite what the team said.
 import os
 from pathlib import Path
 
-from ..config import Params
+from mlops_kit.core import markdown
+from mlops_kit.core.params import Params
 
 GENERATED = (
     "Written by the pipeline's report stage (`make model-card` writes it again) from "
@@ -26,16 +27,6 @@ def number(value) -> str:
 def relative(path: Path, folder: Path) -> str:
     """``path`` as a link from a page in ``folder``."""
     return Path(os.path.relpath(path, folder)).as_posix()
-
-
-def table(header: list[str], rows: list[list]) -> list[str]:
-    """A markdown table; cells are written as given (pipes escaped)."""
-
-    def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    return [*lines, *("| " + " | ".join(cell(value) for value in row) + " |" for row in rows)]
 
 
 def threshold_text(name: str, params: Params) -> str:
@@ -67,7 +58,7 @@ def model_section(model: dict) -> list[str]:
         ["Training data hash (MD5)", f"`{model['train_md5'] or 'not recorded'}`{data_note}"],
         ["Git commit", f"`{model['git_commit'] or 'not recorded'}`"],
     ]
-    return ["## Model", "", *table(["", "champion"], rows), ""]
+    return ["## Model", "", *markdown.table(["", "champion"], rows), ""]
 
 
 def groups_table(groups: dict) -> list[str]:
@@ -77,7 +68,7 @@ def groups_table(groups: dict) -> list[str]:
         [label, scores["rows"], *(number(scores.get(name)) for name in names)]
         for label, scores in groups.items()
     ]
-    return table(["group", "rows", *names], rows)
+    return markdown.table(["group", "rows", *names], rows)
 
 
 def quality_section(quality: dict, params: Params) -> list[str]:
@@ -88,7 +79,7 @@ def quality_section(quality: dict, params: Params) -> list[str]:
         for name, value in sorted(quality["test"].items())
     ]
     lines = ["## Quality", "", "The champion scored on the current data.", ""]
-    lines += table(["metric", "test split", "frozen holdout", "promotion threshold"], rows)
+    lines += markdown.table(["metric", "test split", "frozen holdout", "promotion threshold"], rows)
     slice_column, sensitive = params.data.slice_column, params.data.sensitive_column
     lines += ["", f"### Per slice of `{slice_column}` (test split)", ""]
     lines += groups_table(quality["slices"]) if quality["slices"] else ["No slice column is set."]
@@ -120,7 +111,7 @@ def data_section(data: dict) -> list[str]:
         [f"`{column}`", ", ".join(facts["roles"]), facts["dtype"], f"{facts['null_rate']:.1%}"]
         for column, facts in data["columns"].items()
     ]
-    return [*lines, *table(["column", "role", "dtype", "null rate"], columns), ""]
+    return [*lines, *markdown.table(["column", "role", "dtype", "null rate"], columns), ""]
 
 
 def promotion_section(promotion: dict | None, version: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from ..compiled import Predictor
+from mlops_kit.compiled import Predictor
 
 
 def occlusion(

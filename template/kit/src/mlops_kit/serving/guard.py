@@ -28,8 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .direct import VALIDATED, DirectRoute
-from .metrics import REJECTED, SCHEMA_VIOLATIONS
+from mlops_kit.serving.direct import VALIDATED, DirectRoute
+from mlops_kit.serving.metrics import REJECTED, SCHEMA_VIOLATIONS
 
 MAX_PROBLEMS = 20
 MAX_ERROR_BYTES = 64 * 1024

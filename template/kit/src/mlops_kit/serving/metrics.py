@@ -9,7 +9,7 @@ import threading
 import bentoml
 import psutil
 
-from ..freshness import model_age_seconds
+from mlops_kit.core.age import model_age_seconds
 
 # How often each worker refreshes its resource gauges between scrapes.
 RESOURCE_REFRESH_SECONDS = 5.0

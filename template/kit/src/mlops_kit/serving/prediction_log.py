@@ -12,7 +12,7 @@ import random
 import threading
 from pathlib import Path
 
-from .. import strict_json
+from mlops_kit.core import strict_json
 
 
 def line_of(entry: dict) -> str:

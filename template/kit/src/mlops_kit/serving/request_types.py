@@ -23,7 +23,7 @@ from pydantic import (
     create_model,
 )
 
-from ..config import ColumnSchema
+from mlops_kit.core.params import ColumnSchema
 
 # Extra fields are refused everywhere, and nothing is coerced that the schema did not say.
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)

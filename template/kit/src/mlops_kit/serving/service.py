@@ -17,13 +17,17 @@ from typing import Any
 
 import bentoml
 
-from . import connection, direct, guard, openapi
-from .batching import MicroBatcher
-from .bundle import CHALLENGER, CHAMPION, bundle_folder, open_bundle
-from .explain import occlusion
-from .metrics import PREDICTIONS, keep_resource_gauges_current, refresh_resource_gauges
-from .prediction_log import PredictionLog, prediction_log_path
-from .request_types import answer_types, batch_type, record_type
+from mlops_kit.serving import connection, direct, guard, openapi
+from mlops_kit.serving.batching import MicroBatcher
+from mlops_kit.serving.bundle import CHALLENGER, CHAMPION, bundle_folder, open_bundle
+from mlops_kit.serving.explain import occlusion
+from mlops_kit.serving.metrics import (
+    PREDICTIONS,
+    keep_resource_gauges_current,
+    refresh_resource_gauges,
+)
+from mlops_kit.serving.prediction_log import PredictionLog, prediction_log_path
+from mlops_kit.serving.request_types import answer_types, batch_type, record_type
 
 BUNDLE = open_bundle(bundle_folder())
 METADATA, SETTINGS = BUNDLE.metadata, BUNDLE.settings

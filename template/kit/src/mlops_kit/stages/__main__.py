@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 
-from .run import SOCKET_VARIABLE, package, run_warm
+from mlops_kit.stages.run import SOCKET_VARIABLE, package, run_warm
 
 # Left by a train stage that was killed (``registry.OPEN_RUN_MARKER``; named here so
 # that a pipeline with nothing to tidy never imports MLflow).

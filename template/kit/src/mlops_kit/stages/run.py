@@ -30,13 +30,13 @@ def run_here(module: str, args: list[str]) -> None:
     """Run ``python -m mlops_kit.<module> args`` in this process.
 
     A fault of the machine (a full disk, a damaged tracking store) ends the stage in
-    the one line ``mlops_kit.faults`` makes of it, not in a chain of tracebacks.
+    the one line ``mlops_kit.core.faults`` makes of it, not in a chain of tracebacks.
     """
     sys.argv = [module, *args]
     try:
         runpy.run_module(f"{package()}.{module}", run_name="__main__", alter_sys=True)
     except Exception as error:
-        faults = importlib.import_module(f"{package()}.faults")
+        faults = importlib.import_module(f"{package()}.core.faults")
         line = faults.explain(error, " ".join(["stage", module, *args]))
         if line is None:
             raise

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from .run import package, run_here
+from mlops_kit.stages.run import package, run_here
 
 # What a stage loads after it starts, by its command in dvc.yaml (after `stages.run`):
 # loaded right after the stage's module, so in the order the stages run. The stages

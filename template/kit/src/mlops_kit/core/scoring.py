@@ -1,15 +1,13 @@
-"""Named metrics: what a metric is to the kit, and the team's table of them per task.
+"""Named metrics: what a metric is to the kit, and how a table of them scores predictions.
 
-The team names its metrics in ``src/<package>/metrics.py``; ``conf/evaluate/``
-thresholds, the promotion decision, the slices and the online monitoring refer
-to them by those names.
+The team names its metrics in ``src/<package>/metrics.py`` (``team.task_metrics``
+reads them); ``conf/evaluate/`` thresholds, the promotion decision, the slices and
+the online monitoring refer to them by those names.
 """
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from . import team
 
 
 @dataclass(frozen=True)
@@ -31,28 +29,24 @@ class MetricError(ValueError):
     """A metric named in ``conf/`` is not in the team's table, or points the other way."""
 
 
-def task_metrics(is_classification: bool) -> Mapping[str, Metric]:
-    """The team's metrics of the task, by name."""
-    table = team.metrics()
-    return table.CLASSIFICATION if is_classification else table.REGRESSION
+def check_named(
+    names: Mapping[str, bool | None], known: Mapping[str, Metric], source: str, where: str
+) -> None:
+    """Refuse metric names ``known`` lacks, or a direction that contradicts it.
 
-
-def check_named(names: Mapping[str, bool | None], is_classification: bool, where: str) -> None:
-    """Refuse metric names the team's table lacks, or a direction that contradicts it.
-
-    ``names`` maps each name to the direction ``conf/`` states (``None``: none stated).
+    ``names`` maps each name to the direction ``where`` states (``None``: none stated);
+    ``source`` names the file that defines ``known``.
     """
-    known = task_metrics(is_classification)
     for name, greater_is_better in names.items():
         if name not in known:
             raise MetricError(
-                f"{where} names the metric {name!r}, which src/{team.PACKAGE}/metrics.py does "
-                f"not define for this task; defined: {', '.join(sorted(known))}"
+                f"{where} names the metric {name!r}, which {source} does not define for "
+                f"this task; defined: {', '.join(sorted(known))}"
             )
         if greater_is_better is not None and greater_is_better != known[name].greater_is_better:
             better = "higher" if known[name].greater_is_better else "lower"
             raise MetricError(
-                f"{where} says the other direction for {name!r} than metrics.py, where "
+                f"{where} says the other direction for {name!r} than {source}, where "
                 f"{better} is better; set greater_is_better: "
                 f"{str(known[name].greater_is_better).lower()}"
             )

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import DataConfig, DriftConfig
+from mlops_kit.core.params import DataConfig, DriftConfig
 
 # Category label of missing values, so a change in missingness shows as a category.
 MISSING = "(missing)"

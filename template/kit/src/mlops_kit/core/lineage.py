@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .config import Params
+from mlops_kit.core.params import Params
 
 
 def input_columns_of(model: Any, params: Params) -> list[str]:
