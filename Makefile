@@ -75,8 +75,8 @@ bench: bench-startup bench-floors bench-scale bench-serving ## Run every benchma
 	$(BENCH) benchmarks/report.py
 
 .PHONY: bench-startup
-bench-startup: dev ## Time to first prediction, render, pipeline and test-suite times (3 runs)
-	$(BENCH) benchmarks/startup.py
+bench-startup: dev ## Time to first prediction, render, pipeline and test times (3 runs; BENCH_BASELINE=0.4.0 compares)
+	BENCH_BASELINE="$(BENCH_BASELINE)" $(BENCH) benchmarks/startup.py
 
 .PHONY: bench-floors
 bench-floors: dev ## Costs under the startup targets: resolution, bytecode compilation, MLflow, BentoML

@@ -64,6 +64,27 @@ def startup_table(report: dict) -> str:
     return "\n".join(lines) + f"\n\nSeconds unless a ratio; {report['runs']} fresh renders."
 
 
+def startup_comparison_table(report: dict) -> str:
+    """Each startup figure now and at the baseline ref, with the ratio of the paired runs."""
+    baseline = report.get("baseline")
+    if not baseline:
+        return "No baseline measured: run `make bench-startup BENCH_BASELINE=<release>`."
+    lines = [
+        row(["Figure", "Now (median s)", f"{baseline['ref']} (median s)", "Now / then (median)"]),
+        row(["---", "---:", "---:", "---:"]),
+    ]
+    for step, ratio in baseline["ratios"].items():
+        if step not in STARTUP_LABELS:
+            continue
+        now, then = report["steps"][step]["median"], baseline["steps"][step]["median"]
+        cells = [STARTUP_LABELS[step], f"{now:.2f}", f"{then:.2f}", f"{ratio['median']:.2f}"]
+        lines.append(row(cells))
+    return "\n".join(lines) + (
+        f"\n\n{report['runs']} pairs of fresh renders, each pair run back to back in"
+        " alternating order; a ratio below 1 is faster now."
+    )
+
+
 def scale_table(report: dict) -> str:
     """Seconds and peak MiB per stage at each size, then the two targets."""
     sizes = list(report["sizes"])
@@ -217,6 +238,7 @@ def template_suite_table(report: dict) -> str:
 TABLES: dict[str, Callable[[dict], str]] = {
     "floors": floors_table,
     "startup": startup_table,
+    "startup_comparison": startup_comparison_table,
     "scale": scale_table,
     "serving": serving_table,
     "template_suite": template_suite_table,
@@ -228,7 +250,7 @@ def rendered(text: str) -> str:
     for name, table in TABLES.items():
         start, end = f"<!-- results:{name} -->\n", f"<!-- /results:{name} -->"
         pattern = re.compile(rf"({re.escape(start)})(?:.*?\n)?({re.escape(end)})", re.S)
-        results = RESULTS / f"{name}.json"
+        results = RESULTS / f"{name.removesuffix('_comparison')}.json"
         if pattern.search(text) and results.exists():
             body = table(json.loads(results.read_text()))
             text = pattern.sub(lambda m, body=body: f"{m.group(1)}{body}\n{m.group(2)}", text)

@@ -9,7 +9,11 @@ Measures, over RUNS fresh renders with the defaults (warm uv cache):
 4. the generated daily test tier's wall time (`make test`).
 Writes benchmarks/results/startup.json and prints a markdown table.
 
-Run with `make bench-startup`.
+With ``BENCH_BASELINE=<release or git ref>`` every run also measures the template as it
+was at that ref, in alternating order, and the results hold each figure's ratio of
+now over then (below 1: faster now), side by side from the same runs.
+
+Run with `make bench-startup` (`make bench-startup BENCH_BASELINE=0.4.0`).
 """
 
 import json
@@ -22,11 +26,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import yaml
 from report import startup_table
 
 from helpers.commands import developer_environment as user_env
 from helpers.network import free_port, running, wait_until_ready
 from helpers.serving import STARTUP_SECONDS as READY_SECONDS
+from helpers.template_versions import release_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "startup.json"
@@ -55,10 +61,10 @@ def render(destination: Path, template: Path, *extra: str) -> float:
     return timed([*command, str(template), str(destination)], destination.parent)
 
 
-def first_prediction(scratch: Path, uv: str) -> dict:
+def first_prediction(scratch: Path, uv: str, template: Path = ROOT) -> dict:
     """Render, sync, pipeline, serve and ask: each step's seconds."""
     project = scratch / "project"
-    steps = {"render": render(project, ROOT, "--data", f"python_version={PYTHON_VERSION}")}
+    steps = {"render": render(project, template, "--data", f"python_version={PYTHON_VERSION}")}
     make = ["make", "--no-print-directory", f"UV={uv}"]
     steps["environment"] = timed([*make, "setup"], project)
     steps["pipeline"] = timed([*make, "pipeline"], project)
@@ -66,7 +72,9 @@ def first_prediction(scratch: Path, uv: str) -> dict:
     url = f"http://127.0.0.1:{port}"
     env = {**user_env(), "BENTOML_DO_NOT_TRACK": "true"}  # as `make serve` starts it
     bentoml = str(project / ".venv" / "bin" / "bentoml")
-    command = [bentoml, "serve", "mlops_kit.serving.service:ModelService", "--port", str(port)]
+    # The service's entry point as the project names it (it moved with the kit).
+    service = yaml.safe_load((project / "bentofile.yaml").read_text())["service"]
+    command = [bentoml, "serve", service, "--port", str(port)]
     started = time.perf_counter()
     with running([*command, "--host", "127.0.0.1"], project, env) as process:
         wait_until_ready(url, READY_SECONDS, process, interval=0.1)
@@ -107,15 +115,39 @@ def summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def template_at(ref: str, destination: Path) -> Path:
+    """The template as it was at ``ref`` (a release in CHANGELOG.md or a git ref), as a
+    one-commit repository copier renders from."""
+    try:
+        commit = release_commit(ref)
+    except LookupError:
+        commit = ref
+    destination.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x"], input=archive, cwd=destination, check=True)
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", f"template at {ref}"]):
+        subprocess.run(["git", *command], cwd=destination, check=True, env=user_env())
+    return destination
+
+
 def main() -> None:
     uv = os.environ.get("UV", "uv")
-    runs = []
-    for _ in range(RUNS):
-        with tempfile.TemporaryDirectory() as scratch:
-            steps = first_prediction(Path(scratch), uv)
-            steps["render_floor"] = render_floor(Path(scratch))
-            runs.append(steps)
-            print(json.dumps(steps), flush=True)
+    baseline_ref = os.environ.get("BENCH_BASELINE", "")
+    runs, before = [], []
+    with tempfile.TemporaryDirectory() as kept:
+        baseline = template_at(baseline_ref, Path(kept) / "baseline") if baseline_ref else None
+        for number in range(RUNS):
+            # Alternating the order spreads the machine's drift over both.
+            order = ["now", "then"] if number % 2 == 0 else ["then", "now"]
+            for which in order if baseline else ["now"]:
+                with tempfile.TemporaryDirectory() as scratch:
+                    template = ROOT if which == "now" else baseline
+                    steps = first_prediction(Path(scratch), uv, template)
+                    steps["render_floor"] = render_floor(Path(scratch))
+                (runs if which == "now" else before).append(steps)
+                print(which, json.dumps(steps), flush=True)
     figures = {name: summary([run[name] for run in runs]) for name in runs[0]}
     first = ["render", "environment", "pipeline", "service_ready", "first_answer"]
     measured = {
@@ -126,6 +158,17 @@ def main() -> None:
         "test_suite_s": figures["test_suite"],
     }
     report = {"runs": RUNS, "steps": figures, "measured": measured, "targets": TARGETS}
+    if before:
+        report["baseline"] = {
+            "ref": baseline_ref,
+            "steps": {name: summary([run[name] for run in before]) for name in before[0]},
+            # Now over then, run by run (each pair measured back to back).
+            "ratios": {
+                name: summary([now[name] / then[name] for now, then in zip(runs, before, strict=True)])
+                for name in runs[0]
+                if name in before[0]
+            },
+        }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(startup_table(report))
