@@ -164,7 +164,7 @@ def main() -> None:
             "steps": {name: summary([run[name] for run in before]) for name in before[0]},
             # Now over then, run by run (each pair measured back to back).
             "ratios": {
-                name: summary([now[name] / then[name] for now, then in zip(runs, before, strict=True)])
+                name: summary([a[name] / b[name] for a, b in zip(runs, before, strict=True)])
                 for name in runs[0]
                 if name in before[0]
             },
