@@ -8,6 +8,7 @@ changed, DVC runs no stage and the server's work is only wasted on the other cor
 """
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,8 +35,41 @@ def stop(server: subprocess.Popen) -> None:
         print("stage server: killed, it did not stop when asked", file=sys.stderr)
 
 
+# `make pipeline WARM=0` (or STAGES_WARM=0): every stage in a process of its own.
+WARM_VARIABLE = "STAGES_WARM"
+
+
+def cold_reason() -> str | None:
+    """Why the stages run cold (each in its own process), or None to run them warm."""
+    if os.environ.get(WARM_VARIABLE, "1") == "0":
+        return f"{WARM_VARIABLE}=0"
+    if not hasattr(os, "fork") or not hasattr(socket, "AF_UNIX"):
+        return "this system cannot fork a process or listen on a Unix socket"
+    return None
+
+
+def tidy_cold() -> None:
+    """Close the runs a killed stage left open, in a process of its own."""
+    if os.path.exists(OPEN_RUN_MARKER):
+        subprocess.call([sys.executable, "-m", f"{package()}.registry", "tidy"])
+
+
+def run_cold(reason: str) -> int:
+    """``dvc repro`` alone: each stage imports its libraries itself."""
+    print(f"stages: each in its own process ({reason})", file=sys.stderr)
+    try:
+        exit_code = subprocess.call([sys.executable, "-m", "dvc", "repro", *sys.argv[1:]])
+    except KeyboardInterrupt:
+        return 130
+    tidy_cold()
+    return exit_code
+
+
 def main() -> None:
     """Run ``dvc repro`` with the arguments given, beside a warm stage server."""
+    reason = cold_reason()
+    if reason is not None:
+        sys.exit(run_cold(reason))
     with tempfile.TemporaryDirectory(prefix="stage-server-") as folder:
         path = os.path.join(folder, "socket")
         log_path = os.path.join(folder, "server.log")

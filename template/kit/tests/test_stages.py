@@ -24,7 +24,7 @@ from mlops_kit.stages.run import (
     SOCKET_VARIABLE,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def stage(*arguments: str, via: str | None, **options) -> subprocess.CompletedProcess:
-    """``python -m <package>.stages.run arguments``, forked from the server at ``via``."""
+    """``python -m mlops_kit.stages.run arguments``, forked from the server at ``via``."""
     env = {key: value for key, value in os.environ.items() if key != SOCKET_VARIABLE}
     if via is not None:
         env[SOCKET_VARIABLE] = via
@@ -184,3 +184,41 @@ def test_a_server_that_will_not_stop_is_killed(
     pipeline.stop(process)
     assert process.returncode == -signal.SIGKILL
     assert "stage server: killed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("warm", "fork", "reason"),
+    [
+        ("0", True, "STAGES_WARM=0"),
+        ("1", False, "cannot fork"),
+        ("1", True, None),
+    ],
+)
+def test_the_stages_run_cold_when_asked_or_when_the_system_cannot_fork(
+    monkeypatch: pytest.MonkeyPatch, warm: str, fork: bool, reason: str | None
+) -> None:
+    monkeypatch.setenv(pipeline.WARM_VARIABLE, warm)
+    if not fork:
+        monkeypatch.delattr(os, "fork")
+    said = pipeline.cold_reason()
+    assert said == reason if reason is None else reason in said
+
+
+@pytest.mark.slow  # DVC starts, twice
+def test_a_cold_pipeline_is_dvc_repro_alone(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True
+    )
+    stage = "python -c \"open('out.txt', 'w').write('done')\""
+    (tmp_path / "dvc.yaml").write_text(f"stages:\n  make:\n    cmd: {stage}\n    outs: [out.txt]\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "mlops_kit.stages"],
+        cwd=tmp_path,
+        env={**os.environ, pipeline.WARM_VARIABLE: "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "each in its own process (STAGES_WARM=0)" in run.stderr
+    assert (tmp_path / "out.txt").read_text() == "done"
