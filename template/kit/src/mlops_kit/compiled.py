@@ -3,8 +3,9 @@
 scikit-learn spends milliseconds on one row, nearly all of it in per-call overhead
 (pandas, validation, the ColumnTransformer), not in arithmetic. ``compile_model``
 writes what the fitted preprocessing learned (imputer fills, scaler means and
-scales, encoder categories) to a small JSON file, which ``Predictor`` applies with
-numpy, and the estimator to an ONNX graph that onnxruntime runs. Derived features
+scales, encoder categories) to a small JSON file, and the estimator to an ONNX graph;
+``predictor`` (the serve-time half, which the service imports instead of this
+module) applies the one with numpy and runs the other with onnxruntime. Derived features
 are the team's pandas code and cannot be compiled: they run on a small frame of
 the micro-batch, and only when some are configured.
 
@@ -16,23 +17,33 @@ scikit-learn behind the same numpy preprocessing, and the runtime record says wh
 """
 
 import json
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ONNX_RUNTIME = "onnxruntime"
-SKLEARN_RUNTIME = "scikit-learn"
+from mlops_kit.predictor import (
+    ONNX_RUNTIME,
+    SKLEARN_RUNTIME,
+    Preprocessor,
+    native,
+    predictor_of,
+)
+
 # Largest difference to scikit-learn's prediction that compile_model accepts on the
 # schema's edge rows before it falls back (absolute, as the generated tests check).
 TOLERANCE = 1e-6
+
+
 # skl2onnx's converters target ai.onnx.ml 3; our tree ensembles need 5, whose
 # TreeEnsemble computes in double (TreeEnsembleRegressor always returns float32).
 ML_OPSET = 3
+
+
 TREE_OPSET = 5
+
+
 ONNX_OPSET = 18
 
 
@@ -46,14 +57,6 @@ class Compiled:
 
     files: dict[str, bytes]
     runtime: dict
-
-
-def native(value: Any) -> Any:
-    """A numpy scalar as the Python value it holds (labels and categories go to JSON)."""
-    return value.item() if hasattr(value, "item") else value
-
-
-# ------------------------------------------------------------------ preprocessing --
 
 
 def step_spec(step: Any) -> dict:
@@ -119,138 +122,6 @@ def preprocess_spec(model: Any, input_schema: dict[str, dict]) -> dict:
         "derived": list((derive.kw_args or {}).get("names", [])),
         "blocks": blocks,
     }
-
-
-class Preprocessor:
-    """The fitted preprocessing, applied with numpy to a micro-batch of request rows."""
-
-    def __init__(self, spec: dict) -> None:
-        """Prepare lookup tables once: encoding a row is then a dict lookup per column.
-
-        The team's derived-feature functions (and pandas, which they take) are loaded
-        here, not on the first request: a service is ready when it says so, and a
-        function missing from the team's ``features.py`` stops it starting.
-        """
-        self.columns: dict[str, str] = spec["columns"]
-        self.derived: list[str] = spec["derived"]
-        self.functions: dict[str, Callable] = {}
-        if self.derived:
-            from mlops_kit.features import derived_feature
-
-            self.functions = {name: derived_feature(name) for name in self.derived}
-        self.blocks = spec["blocks"]
-        self.width = 0
-        for block in self.blocks:
-            for step in block["steps"]:
-                if "onehot" in step:
-                    step["index"] = [
-                        {category: i for i, category in enumerate(categories)}
-                        for categories in step["onehot"]
-                    ]
-            onehot = [step for step in block["steps"] if "onehot" in step]
-            self.width += (
-                sum(len(c) for c in onehot[-1]["onehot"]) if onehot else len(block["columns"])
-            )
-
-    def derive(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-        """The derived features of ``rows``, computed by the team's functions on a small frame.
-
-        Columns get the dtypes training gave them: numbers as float64 (int64 when an
-        integer column has no nulls in the batch), text as objects with None for nulls.
-        The frame costs about 0.2 ms, whatever the batch size; the functions are the
-        team's code, called directly (``add_derived_features`` would copy the frame).
-        """
-        import pandas as pd
-
-        data = {}
-        for column, dtype in self.columns.items():
-            values = [row.get(column) for row in rows]
-            if dtype == "str":
-                data[column] = np.array(values, dtype=object)
-            elif dtype == "int" and None not in values:
-                data[column] = np.array(values, dtype=np.int64)
-            else:
-                data[column] = np.array(
-                    [np.nan if value is None else value for value in values], dtype=np.float64
-                )
-        frame = pd.DataFrame(data, copy=False)
-        return {
-            name: np.asarray(function(frame), dtype=np.float64)
-            for name, function in self.functions.items()
-        }
-
-    def transform(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """The float64 matrix the estimator was fitted on, one line per row."""
-        derived = self.derive(rows) if self.derived else {}
-        out = np.empty((len(rows), self.width), dtype=np.float64)
-        at = 0
-        for block in self.blocks:
-            columns = block["columns"]
-            onehot = any("onehot" in step for step in block["steps"])
-            if onehot:
-                values = np.array(
-                    [[row.get(column) for column in columns] for row in rows], dtype=object
-                )
-            else:
-                values = np.column_stack(
-                    [
-                        derived[column]
-                        if column in derived
-                        else np.array(
-                            [np.nan if row.get(column) is None else row[column] for row in rows],
-                            dtype=np.float64,
-                        )
-                        for column in columns
-                    ]
-                )
-            for step in block["steps"]:
-                if "impute" in step:
-                    values = impute(values, step["impute"])
-                elif "scale" in step:
-                    # The order of scikit-learn's own in-place operations: bit-identical.
-                    if step["scale"]["mean"] is not None:
-                        values = values - np.asarray(step["scale"]["mean"])
-                    if step["scale"]["scale"] is not None:
-                        values = values / np.asarray(step["scale"]["scale"])
-                else:
-                    values = one_hot(values, step["index"])
-            out[:, at : at + values.shape[1]] = values
-            at += values.shape[1]
-        return out
-
-
-def is_missing(value: Any) -> bool:
-    """Whether a cell is null: None, or a float NaN as pandas gives it."""
-    return value is None or (isinstance(value, float) and value != value)
-
-
-def impute(values: np.ndarray, fills: list) -> np.ndarray:
-    """Replace missing cells by the imputer's learned fill of their column."""
-    if values.dtype == object:
-        return np.array(
-            [
-                [fills[j] if is_missing(cell) else cell for j, cell in enumerate(line)]
-                for line in values
-            ],
-            dtype=object,
-        )
-    return np.where(np.isnan(values), np.asarray(fills, dtype=np.float64), values)
-
-
-def one_hot(values: np.ndarray, index: list[dict]) -> np.ndarray:
-    """One-hot encode each column by its categories; an unknown value encodes as zeros."""
-    widths = [len(categories) for categories in index]
-    out = np.zeros((len(values), sum(widths)), dtype=np.float64)
-    offsets = np.cumsum([0, *widths[:-1]])
-    for i, line in enumerate(values):
-        for j, cell in enumerate(line):
-            position = index[j].get(cell)
-            if position is not None:
-                out[i, offsets[j] + position] = 1.0
-    return out
-
-
-# ------------------------------------------------------------------ tree ensembles --
 
 
 class Trees:
@@ -466,130 +337,6 @@ def estimator_graph(estimator: Any, n_features: int, task: str) -> tuple[bytes, 
         return skl2onnx_graph(estimator, n_features, classification), "skl2onnx"
     except Exception as error:  # skl2onnx raises many kinds for what it lacks
         raise Unsupported(f"skl2onnx cannot convert {type(estimator).__name__}: {error}") from error
-
-
-# ------------------------------------------------------------------ prediction --
-
-
-def inverse_link(raw: np.ndarray, classification: bool) -> np.ndarray:
-    """HistGradientBoosting's probabilities (sigmoid or softmax) or values from raw scores."""
-    if not classification:
-        return raw[:, 0]
-    if raw.shape[1] == 1:
-        positive = 1.0 / (1.0 + np.exp(-raw[:, 0]))
-        return np.column_stack([1.0 - positive, positive])
-    exp = np.exp(raw - raw.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-class Predictor:
-    """Predicts micro-batches of request rows with the compiled (or fallback) model."""
-
-    def __init__(
-        self,
-        preprocessor: Preprocessor | None,
-        estimator: Any,
-        kind: str,
-        classes: list | None,
-        pipeline: Any = None,
-    ) -> None:
-        """``estimator`` is an onnxruntime session or a scikit-learn estimator (``kind``)."""
-        self.preprocessor = preprocessor
-        self.estimator = estimator
-        self.kind = kind
-        self.classes = classes
-        self.pipeline = pipeline
-        self.input_name = (
-            estimator.get_inputs()[0].name if hasattr(estimator, "get_inputs") else None
-        )
-
-    def predict(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list, list[list[float]] | None]:
-        """Labels (or values) of ``rows``; a classifier's probabilities in ``classes`` order."""
-        if self.kind == "pipeline":
-            return self.predict_pipeline(rows)
-        matrix = self.preprocessor.transform(rows)
-        if self.kind == "forest":
-            # scikit-learn's trees compare float32-cast inputs with float64 thresholds.
-            matrix = matrix.astype(np.float32).astype(np.float64)
-        if self.kind == "sklearn":
-            return self.predict_sklearn(matrix)
-        outputs = self.estimator.run(None, {self.input_name: matrix})
-        if self.kind == "skl2onnx":
-            if self.classes is None:
-                return outputs[0].ravel().tolist(), None
-            labels = [native(label) for label in outputs[0].ravel()]
-            return labels, outputs[1].tolist()
-        scores = outputs[0]
-        if self.kind == "boosting":
-            scores = inverse_link(scores, self.classes is not None)
-        if self.classes is None:
-            return scores.ravel().tolist(), None
-        # The rule of scikit-learn's forests and boosting: the first most probable class.
-        return [self.classes[i] for i in scores.argmax(axis=1)], scores.tolist()
-
-    def predict_sklearn(self, matrix: np.ndarray) -> tuple[list, list[list[float]] | None]:
-        """The fallback: scikit-learn's estimator on the numpy matrix, no pandas."""
-        labels = [native(label) for label in self.estimator.predict(matrix)]
-        if self.classes is None:
-            return labels, None
-        return labels, self.estimator.predict_proba(matrix).tolist()
-
-    def predict_pipeline(
-        self, rows: Sequence[Mapping[str, Any]]
-    ) -> tuple[list, list[list[float]] | None]:
-        """The last resort: the whole scikit-learn pipeline on a frame of the rows."""
-        import pandas as pd
-
-        frame = pd.DataFrame.from_records(list(rows), columns=list(self.pipeline.feature_names_in_))
-        labels = [native(label) for label in self.pipeline.predict(frame)]
-        if self.classes is None:
-            return labels, None
-        return labels, self.pipeline.predict_proba(frame).tolist()
-
-
-def onnx_session(content: bytes):
-    """An onnxruntime session on the CPU, one thread: the service parallelises by workers."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])
-
-
-def predictor_of(files: Mapping[str, bytes], runtime: dict, pickled: Any = None) -> Predictor:
-    """A Predictor from the compiled files; ``pickled`` is the fitted pipeline for a fallback."""
-    spec = json.loads(files[runtime["preprocess"]]) if runtime.get("preprocess") else None
-    preprocessor = Preprocessor(spec) if spec is not None else None
-    classes = runtime["classes"]
-    kind = runtime["kind"]
-    if runtime["name"] == ONNX_RUNTIME:
-        return Predictor(preprocessor, onnx_session(files[runtime["model"]]), kind, classes)
-    if kind == "pipeline":
-        return Predictor(None, pickled, kind, classes, pipeline=pickled)
-    return Predictor(preprocessor, pickled.named_steps["estimator"], kind, classes)
-
-
-def load_predictor(bundle: Path, runtime: dict) -> Predictor:
-    """Load the compiled model from ``bundle`` as its metadata's ``runtime`` record says.
-
-    The ONNX path reads JSON and ONNX bytes only: it unpickles nothing. The fallback
-    loads the bundle's joblib pipeline, the file the record names.
-    """
-    files = {
-        name: (bundle / name).read_bytes()
-        for name in runtime["files"]
-        if not name.endswith(".joblib")
-    }
-    pickled = None
-    if runtime["name"] == SKLEARN_RUNTIME:
-        import joblib
-
-        pickled = joblib.load(bundle / runtime["pickle"])
-    return predictor_of(files, runtime, pickled)
-
-
-# ------------------------------------------------------------------ compiling --
 
 
 def schema_edge_rows(input_schema: dict[str, dict]) -> list[dict]:

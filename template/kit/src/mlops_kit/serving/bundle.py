@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_kit.compiled import Predictor, load_predictor
+from mlops_kit.predictor import Predictor, load_predictor
 
 METADATA_FILE = "metadata.json"
 # The metadata's own sha256, kept in it (of everything else in it, see ``metadata_digest``).

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from mlops_kit.compiled import Predictor
+from mlops_kit.predictor import Predictor
 
 
 def occlusion(
