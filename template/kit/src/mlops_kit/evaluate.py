@@ -242,8 +242,7 @@ def check_bundle(params: Params) -> list[str]:
     whose model learned another target or task, or needs columns the split lacks,
     cannot be scored on it: that is the one failure then.
     """
-    from mlops_kit.export import MODEL_FILE
-    from mlops_kit.serving.bundle import BundleError, verify_bundle
+    from mlops_kit.bundle import MODEL_FILE, BundleError, verify_bundle
 
     try:
         metadata = verify_bundle(params.paths.bundle)

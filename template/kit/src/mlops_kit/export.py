@@ -13,7 +13,6 @@ how, ``metadata['files']`` holds the SHA-256 of every other file of the bundle a
 """
 
 import argparse
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -22,16 +21,18 @@ from typing import Any
 import joblib
 import pandas as pd
 
+from mlops_kit.bundle import (
+    CHALLENGER_FILE,
+    EXAMPLE_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    json_bytes,
+    seal,
+    sha256_of,
+)
 from mlops_kit.compiled import compile_model
-from mlops_kit.core import strict_json
 from mlops_kit.core.lineage import Lineage, input_columns_of, lineage_change
 from mlops_kit.core.params import Params, load_params
-from mlops_kit.serving.bundle import seal
-
-MODEL_FILE = "model.joblib"
-CHALLENGER_FILE = "challenger.joblib"
-METADATA_FILE = "metadata.json"
-EXAMPLE_FILE = "example_request.json"
 
 
 def input_schema(columns: list[str], params: Params) -> dict:
@@ -118,16 +119,6 @@ def write_if_changed(path: Path, content: bytes) -> bool:
         return False
     path.write_bytes(content)
     return True
-
-
-def json_bytes(content: dict) -> bytes:
-    """``content`` as the bundle's indented strict JSON."""
-    return (strict_json.dumps(content, indent=2, default=str) + "\n").encode()
-
-
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file's bytes, as hex."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_bundle(

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from mlops_kit import team
+from mlops_kit.bundle import METADATA_FILE, MODEL_FILE
 from mlops_kit.core import markdown
 from mlops_kit.core.drift import (
     MISSING,
@@ -43,7 +44,6 @@ from mlops_kit.core.drift import (
 from mlops_kit.core.lineage import input_columns_of
 from mlops_kit.core.params import DataConfig, Params, SkewConfig, load_params
 from mlops_kit.evaluate import classification_metrics, regression_metrics, score
-from mlops_kit.export import METADATA_FILE, MODEL_FILE
 
 LOG_PATH_VARIABLE = "PREDICTION_LOG"
 

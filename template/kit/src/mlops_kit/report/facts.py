@@ -13,10 +13,10 @@ from typing import Any
 import joblib
 import pandas as pd
 
+from mlops_kit.bundle import METADATA_FILE, MODEL_FILE
 from mlops_kit.core.lineage import input_columns_of
 from mlops_kit.core.params import Params
 from mlops_kit.evaluate import groups_of, plot_tables, score, slice_scores
-from mlops_kit.export import METADATA_FILE, MODEL_FILE
 from mlops_kit.train import file_md5
 
 
