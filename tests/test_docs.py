@@ -51,9 +51,14 @@ def ml_test_ids(node: ast.expr) -> list[str]:
 
 
 def marked_checks(project: Path) -> dict[str, set[str]]:
-    """Rubric id -> `file::test` of every generated test carrying its marker."""
+    """Rubric id -> `file::test` of every generated test carrying its marker: the team's
+    tests and the kit's own."""
     checks: dict[str, set[str]] = {}
-    for path in sorted((project / "tests").glob("test_*.py")):
+    paths = [
+        *(project / "tests").glob("test_*.py"),
+        *(project / "kit" / "tests").rglob("test_*.py"),
+    ]
+    for path in sorted(paths):
         tree = ast.parse(path.read_text())
         module_ids = [
             rubric_id
