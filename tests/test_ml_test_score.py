@@ -105,9 +105,11 @@ def test_a_feature_turned_into_noise_loses_the_all_features_beneficial_point(
 def test_unseeded_training_loses_the_reproducibility_point(
     project_copy: Path, healthy: dict
 ) -> None:
-    train = next((project_copy / "src").glob("*/train.py"))
+    # The seed reaches the estimator in the team's model.py (build_estimator).
+    model = next((project_copy / "src").glob("*/model.py"))
     unseeded = re.compile(r"^\s*estimator\.set_params\(random_state=.*\)$", re.MULTILINE)
-    edit(train, lambda text: unseeded.sub("        pass", text))
+    assert unseeded.search(model.read_text())
+    edit(model, lambda text: unseeded.sub("        pass", text))
     assert_broken(healthy, scored_run(project_copy, *CHECKS), "infra-1")
 
 
