@@ -151,8 +151,11 @@ def test_a_model_file_alone_and_a_metric_in_metrics_py_train_and_gate(
     assert "train: sklearn.ensemble.ExtraTreesClassifier" in result.stdout
     scores = json.loads((project_copy / "reports" / "metrics.json").read_text())
     assert 0.5 <= scores["balanced_accuracy"] <= 1
-    metadata = json.loads((project_copy / "models" / "champion" / "metadata.json").read_text())
-    assert "ExtraTreesClassifier" in json.dumps(metadata)
+    # The gate judged it (promoted or not, by the team's own thresholds and margin).
+    promotion = json.loads((project_copy / "reports" / "promotion.json").read_text())
+    registration = json.loads((project_copy / "models" / "registration.json").read_text())
+    assert promotion["challenger_version"] == registration["version"] != "1", promotion
+    assert "balanced_accuracy" in promotion["challenger"]
     run_make(project_copy, "test")
 
 

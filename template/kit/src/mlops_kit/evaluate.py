@@ -165,9 +165,10 @@ def run_stage() -> None:
 
     params = load_params()
     check_named(
+        # The thresholds state no direction; the primary metric's is checked, last.
         {
-            params.evaluate.primary_metric: params.evaluate.greater_is_better,
             **dict.fromkeys(params.evaluate.thresholds),
+            params.evaluate.primary_metric: params.evaluate.greater_is_better,
         },
         team.task_metrics(params.data.is_classification),
         team.metrics_file(),
