@@ -280,8 +280,10 @@ def pinned_requirements(model: Pipeline | None = None) -> list[str]:
 
     names = list(MODEL_REQUIREMENTS)
     top = type(model[-1]).__module__.split(".")[0] if model is not None else ""
-    # The project's own packages travel as code_paths: no index has them.
-    if top not in ("", team.PACKAGE, __package__):
+    # scikit-learn is listed already; the project's own packages travel as code_paths
+    # (no index has them). Only another package's estimator needs the scan of every
+    # installed distribution that packages_distributions() makes.
+    if top not in ("", "sklearn", team.PACKAGE, __package__.split(".")[0]):
         for distribution in packages_distributions().get(top, []):
             if distribution not in names:
                 names.append(distribution)
