@@ -40,6 +40,8 @@ IMPORTED_LATER = {
         "sklearn.compose",
         "sklearn.impute",
         "sklearn.preprocessing",
+        # The team's model.py builds the estimator with Hydra's instantiate.
+        "hydra.utils",
         ".registry",
         "mlflow.sklearn",
         # MLflow's SQL stores, opened by every stage that tracks or registers.
