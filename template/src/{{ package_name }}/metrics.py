@@ -20,7 +20,7 @@ from mlops_kit.core.scoring import Metric
 def roc_auc(truth: ArrayLike, probabilities: ArrayLike, classes: list) -> float:
     """Area under the ROC curve; one class against the rest when there are more than two."""
     if len(classes) == 2:
-        return metrics.roc_auc_score(truth, probabilities[:, 1])  # type: ignore[index]
+        return metrics.roc_auc_score(truth, probabilities[:, 1])
     return metrics.roc_auc_score(truth, probabilities, multi_class="ovr", labels=classes)
 
 

@@ -142,11 +142,3 @@ def verify_bundle(folder: Path) -> dict[str, Any]:
 def json_bytes(content: dict) -> bytes:
     """``content`` as the bundle's indented strict JSON."""
     return (strict_json.dumps(content, indent=2, default=str) + "\n").encode()
-
-
-def load_model(folder: Path) -> tuple[Any, str]:
-    """The bundle's fitted scikit-learn pipeline and its model version, once verified."""
-    import joblib
-
-    metadata = verify_bundle(folder)
-    return joblib.load(folder / MODEL_FILE), str(metadata["model_version"])

@@ -48,9 +48,14 @@ def cold_reason() -> str | None:
     return None
 
 
-def tidy_cold() -> None:
-    """Close the runs a killed stage left open, in a process of its own."""
-    if os.path.exists(OPEN_RUN_MARKER):
+def tidy(server: str | None = None) -> None:
+    """Close the runs a killed stage left open.
+
+    Forked from the warm server at ``server`` when it answers, else in a process of its own.
+    """
+    if not os.path.exists(OPEN_RUN_MARKER):
+        return
+    if server is None or run_warm(server, "registry", ["tidy"]) is None:
         subprocess.call([sys.executable, "-m", f"{package()}.registry", "tidy"])
 
 
@@ -61,7 +66,7 @@ def run_cold(reason: str) -> int:
         exit_code = subprocess.call([sys.executable, "-m", "dvc", "repro", *sys.argv[1:]])
     except KeyboardInterrupt:
         return 130
-    tidy_cold()
+    tidy()
     return exit_code
 
 
@@ -88,8 +93,7 @@ def main() -> None:
         except KeyboardInterrupt:
             exit_code = 130
         try:
-            if os.path.exists(OPEN_RUN_MARKER) and run_warm(path, "registry", ["tidy"]) is None:
-                subprocess.call([sys.executable, "-m", f"{package()}.registry", "tidy"])
+            tidy(path)
         except KeyboardInterrupt:
             exit_code = 130
         finally:
