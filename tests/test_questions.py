@@ -26,7 +26,7 @@ LONG = "x" * 65
 
 def constant(name: str) -> list[str]:
     """A list copier.yml keeps as a `when: false` constant for its validators."""
-    return yaml.safe_load(COPIER_CONFIG[name]["default"])
+    return json.loads(COPIER_CONFIG[name]["default"])
 
 
 @pytest.mark.parametrize(
