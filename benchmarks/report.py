@@ -86,8 +86,8 @@ def startup_comparison_table(report: dict) -> str:
         cells = [labels[step], f"{now:.2f}", f"{then:.2f}", f"{ratio['median']:.2f}"]
         lines.append(row(cells))
     return "\n".join(lines) + (
-        f"\n\n{report['runs']} pairs of fresh renders, each pair run back to back in"
-        " alternating order; a ratio below 1 is faster now."
+        f"\n\n{report['runs']} pairs of fresh renders after one unmeasured pair, each pair"
+        " run back to back, each side first in half of them; a ratio below 1 is faster now."
     )
 
 
