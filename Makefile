@@ -78,6 +78,10 @@ bench: bench-startup bench-floors bench-scale bench-serving ## Run every benchma
 bench-startup: dev ## Time to first prediction, render, pipeline and test times (3 runs; BENCH_BASELINE=0.4.0 compares)
 	BENCH_BASELINE="$(BENCH_BASELINE)" $(BENCH) benchmarks/startup.py
 
+.PHONY: bench-render
+bench-render: dev ## The render alone against BENCH_BASELINE (default 0.4.0), 20 interleaved pairs
+	BENCH_BASELINE="$(BENCH_BASELINE)" $(BENCH) benchmarks/render.py
+
 .PHONY: bench-floors
 bench-floors: dev ## Costs under the startup targets: resolution, bytecode compilation, MLflow, BentoML
 	$(BENCH) benchmarks/floors.py

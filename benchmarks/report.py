@@ -70,20 +70,31 @@ def startup_comparison_table(report: dict) -> str:
     if not baseline:
         return "No baseline measured: run `make bench-startup BENCH_BASELINE=<release>`."
     lines = [
-        row(["Figure", "Now (median s)", f"{baseline['ref']} (median s)", "Now / then (median)"]),
-        row(["---", "---:", "---:", "---:"]),
+        row(
+            [
+                "Figure",
+                "Now (median s)",
+                f"{baseline['ref']} (median s)",
+                "Now / then (median)",
+                "Pairs min-max",
+            ]
+        ),
+        row(["---", "---:", "---:", "---:", "---:"]),
     ]
     # Steps named as their targets are (startup_table's labels).
     labels = {
         **STARTUP_LABELS,
         "unchanged_pipeline": STARTUP_LABELS["pipeline_unchanged_s"],
         "test_suite": STARTUP_LABELS["test_suite_s"],
+        # The same one-file template on both sides: what this machine's noise alone gives.
+        "render_floor": "*Control: copier rendering a one-file template, identical both sides*",
     }
     for step, ratio in baseline["ratios"].items():
         if step not in labels:
             continue
         now, then = report["steps"][step]["median"], baseline["steps"][step]["median"]
         cells = [labels[step], f"{now:.2f}", f"{then:.2f}", f"{ratio['median']:.2f}"]
+        cells.append(f"{ratio['min']:.2f}-{ratio['max']:.2f}")
         lines.append(row(cells))
     return "\n".join(lines) + (
         f"\n\n{report['runs']} pairs of fresh renders after one unmeasured pair, each pair"
@@ -241,10 +252,32 @@ def template_suite_table(report: dict) -> str:
     )
 
 
+def render_table(report: dict) -> str:
+    """The render now and at the baseline over many interleaved pairs, with the control."""
+    lines = [
+        row(["Figure", "Now / then (median)", "Pairs min-max"]),
+        row(["---", "---:", "---:"]),
+    ]
+    labels = {
+        "render": "Render (`copier copy --defaults`)",
+        "control": "*Control: the one-file template, identical both sides*",
+    }
+    for name, ratio in report["ratios"].items():
+        lines.append(
+            row([labels[name], *spread(ratio)[:1], f"{ratio['min']:.2f}-{ratio['max']:.2f}"])
+        )
+    now, then = (report["seconds"][side]["median"] for side in ("now", "then"))
+    return "\n".join(lines) + (
+        f"\n\n{report['runs']} pairs against {report['ref']}, alternating which goes first; "
+        f"median render {now:.2f} s now, {then:.2f} s then."
+    )
+
+
 TABLES: dict[str, Callable[[dict], str]] = {
     "floors": floors_table,
     "startup": startup_table,
     "startup_comparison": startup_comparison_table,
+    "render": render_table,
     "scale": scale_table,
     "serving": serving_table,
     "template_suite": template_suite_table,
