@@ -25,6 +25,7 @@ RUNS = int(os.environ.get("BENCH_RUNS", "20"))
 def main() -> None:
     baseline_ref = os.environ.get("BENCH_BASELINE") or "0.4.0"
     seconds: dict[str, list[float]] = {"now": [], "then": [], "floor_now": [], "floor_then": []}
+    answers = ("--data", f"python_version={PYTHON_VERSION}")
     with tempfile.TemporaryDirectory() as kept:
         templates = {
             "now": template_at(working_tree(), Path(kept) / "now"),
@@ -35,7 +36,6 @@ def main() -> None:
             for which in order:
                 scratch = Path(kept) / "scratch"
                 scratch.mkdir()
-                answers = ("--data", f"python_version={PYTHON_VERSION}")
                 seconds[which].append(render(scratch / "project", templates[which], *answers))
                 seconds[f"floor_{which}"].append(render_floor(scratch))
                 shutil.rmtree(scratch)
