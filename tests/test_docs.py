@@ -276,6 +276,6 @@ def test_the_layout_page_lists_exactly_the_modules_of_both_packages(
     """docs/layout.md names every module of the team's room and of the kit, and nothing
     that does not exist."""
     room = rendered_project / "src" / "ml_project"
-    kit = rendered_project / "kit" / "src" / "mlops_kit"
+    kit = rendered_project / "kit" / "mlops_kit"
     assert documented_modules("The team's room") == package_entries(room)
     assert documented_modules("The kit") == package_entries(kit)

@@ -1,7 +1,7 @@
 """A team works in its own room: a few files of its ML beside the kit, which it never edits.
 
 The room (``src/<package>/``) holds the team's features, model, metrics and data
-hooks; the machinery is the kit (``kit/src/mlops_kit/``). These stories check the line
+hooks; the machinery is the kit (``kit/mlops_kit/``). These stories check the line
 between them on rendered projects: the room stays small, neither package has an import
 cycle, a config file alone adds an estimator, a metric added to ``metrics.py`` is
 scored and gated, and a wrong metric name stops evaluation in one line.
@@ -91,7 +91,7 @@ def import_graph(project: Path, package: str) -> dict[str, set[str]]:
     """Module to imported modules, over the team's package and the kit together."""
     modules = {
         **python_modules(project / "src" / package, package),
-        **python_modules(project / "kit" / "src" / "mlops_kit", "mlops_kit"),
+        **python_modules(project / "kit" / "mlops_kit", "mlops_kit"),
     }
     # A package's ``__init__`` is what ``from package import x`` runs first: an edge to
     # a submodule through its package stands for the submodule itself.

@@ -3,7 +3,7 @@
 Up to 0.4.0, ``src/<package>/`` held the template's machinery (stages, registry,
 service...) with the team's derived features in ``derived_features.py`` (from
 0.2.0) or decorated with ``@derived_feature`` in ``features.py`` (0.1.0). Now the
-machinery is the kit (``kit/src/mlops_kit/``) and ``src/<package>/`` holds only the
+machinery is the kit (``kit/mlops_kit/``) and ``src/<package>/`` holds only the
 team's room: ``features.py`` (derived features and the encoding), ``model.py``,
 ``metrics.py`` and ``data.py``.
 
