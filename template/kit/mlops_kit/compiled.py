@@ -10,9 +10,10 @@ are the team's pandas code and cannot be compiled: they run on a small frame of
 the micro-batch, and only when some are configured.
 
 Every compiled graph is in double precision, so predictions match scikit-learn's to
-about 1e-12, not float32's 1e-7. Tree ensembles get their own small converter
-(below): skl2onnx 1.20 writes their thresholds and leaves in float32 and fails on
-HistGradientBoosting outright. A model neither path converts is served by
+about 1e-12, not float32's 1e-7. Tree ensembles (scikit-learn's, LightGBM's and
+XGBoost's) get their own small converter, ``trees``: skl2onnx 1.20 writes their
+thresholds and leaves in float32, fails on HistGradientBoosting outright and cannot
+read LightGBM or XGBoost. A model neither path converts is served by
 scikit-learn behind the same numpy preprocessing, and the runtime record says why.
 """
 
@@ -30,25 +31,18 @@ from mlops_kit.predictor import (
     native,
     predictor_of,
 )
+from mlops_kit.trees import ONNX_OPSET, Unsupported, tree_graph
 
-# Largest difference to scikit-learn's prediction that compile_model accepts on the
-# schema's edge rows before it falls back (absolute, as the generated tests check).
+# Largest difference to the fitted model's prediction that compile_model accepts on the
+# schema's edge rows before it falls back, as the generated tests check: probabilities
+# absolute, values relative to their scale (XGBoost predicts in float32, whose rounding
+# alone is 6e-8 of the value).
 TOLERANCE = 1e-6
 
 
-# skl2onnx's converters target ai.onnx.ml 3; our tree ensembles need 5, whose
-# TreeEnsemble computes in double (TreeEnsembleRegressor always returns float32).
+# skl2onnx's converters target ai.onnx.ml 3 (tree models have their own writer, which
+# needs 5: see trees.py).
 ML_OPSET = 3
-
-
-TREE_OPSET = 5
-
-
-ONNX_OPSET = 18
-
-
-class Unsupported(Exception):
-    """A part of the pipeline this module cannot compile; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -124,174 +118,6 @@ def preprocess_spec(model: Any, input_schema: dict[str, dict]) -> dict:
     }
 
 
-class Trees:
-    """Trees in the flat layout of ONNX's TreeEnsemble operator (ai.onnx.ml 5).
-
-    That operator computes in the input's type, double here; each of its leaves adds
-    to one target, so a forest classifier's tree becomes one tree per class.
-    """
-
-    def __init__(self, n_targets: int, base: list[float]) -> None:
-        """An ensemble of no trees whose targets start at ``base``."""
-        self.n_targets = n_targets
-        self.base = base
-        self.roots: list[int] = []
-        self.features: list[int] = []
-        self.splits: list[float] = []
-        self.nan_left: list[int] = []
-        self.branches: dict[str, list[int]] = {
-            key: [] for key in ("true", "true_leaf", "false", "false_leaf")
-        }
-        self.targets: list[int] = []
-        self.weights: list[float] = []
-
-    def add(
-        self,
-        left: np.ndarray,
-        right: np.ndarray,
-        feature: np.ndarray,
-        threshold: np.ndarray,
-        nan_left: np.ndarray,
-        is_leaf: np.ndarray,
-        value: np.ndarray,
-        target: int,
-    ) -> None:
-        """One tree (x <= threshold goes left) whose leaf ``i`` adds ``value[i]`` to ``target``."""
-        splits = [int(i) for i in np.flatnonzero(~is_leaf)]
-        leaves = [int(i) for i in np.flatnonzero(is_leaf)]
-        split_index = {node: len(self.features) + k for k, node in enumerate(splits)}
-        leaf_index = {node: len(self.weights) + k for k, node in enumerate(leaves)}
-        if not splits:
-            # A tree that is one leaf: a split whose both branches reach it.
-            self.roots.append(len(self.features))
-            self.features.append(0)
-            self.splits.append(0.0)
-            self.nan_left.append(0)
-            for key, index in (
-                ("true", leaf_index[0]),
-                ("true_leaf", 1),
-                ("false", leaf_index[0]),
-                ("false_leaf", 1),
-            ):
-                self.branches[key].append(index)
-        else:
-            self.roots.append(split_index[0])
-        for node in splits:
-            self.features.append(int(feature[node]))
-            self.splits.append(float(threshold[node]))
-            self.nan_left.append(int(nan_left[node]))
-            for side, child in (("true", int(left[node])), ("false", int(right[node]))):
-                leaf = bool(is_leaf[child])
-                self.branches[side].append(leaf_index[child] if leaf else split_index[child])
-                self.branches[f"{side}_leaf"].append(int(leaf))
-        for node in leaves:
-            self.targets.append(target)
-            self.weights.append(float(value[node]))
-
-
-def forest_trees(estimator: Any, classification: bool) -> Trees:
-    """A random forest's (or one tree's) nodes: leaves hold each tree's share of the mean.
-
-    scikit-learn compares float32-cast inputs with float64 thresholds; the predictor
-    casts its inputs the same way, so the double thresholds are kept exactly.
-    """
-    members = getattr(estimator, "estimators_", [estimator])
-    if getattr(estimator, "n_outputs_", 1) != 1:
-        raise Unsupported("a multi-output tree model")
-    n_targets = len(estimator.classes_) if classification else 1
-    trees = Trees(n_targets, [0.0] * n_targets)
-    for member in members:
-        tree = member.tree_
-        value = tree.value[:, 0, :]
-        if classification:
-            value = value / value.sum(axis=1, keepdims=True)
-        nan_left = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, dtype=bool))
-        for target in range(n_targets):
-            trees.add(
-                tree.children_left,
-                tree.children_right,
-                tree.feature,
-                tree.threshold,
-                nan_left,
-                tree.children_left == -1,
-                value[:, target] / len(members),
-                target,
-            )
-    return trees
-
-
-def boosting_trees(estimator: Any, classification: bool) -> Trees:
-    """A histogram gradient boosting model's raw score: its baseline plus every tree's leaf.
-
-    It compares float64 inputs with float64 thresholds. The predictor applies the
-    loss's inverse link (sigmoid, softmax or identity) to the raw score.
-    """
-    categorical = getattr(estimator, "is_categorical_", None)
-    if getattr(estimator, "_preprocessor", None) is not None or (
-        categorical is not None and np.any(categorical)
-    ):
-        raise Unsupported("HistGradientBoosting with native categorical features")
-    loss = estimator.loss
-    if loss != ("log_loss" if classification else "squared_error"):
-        raise Unsupported(f"HistGradientBoosting with loss {loss!r}")
-    baseline = [float(v) for v in np.ravel(estimator._baseline_prediction)]
-    trees = Trees(estimator.n_trees_per_iteration_, baseline)
-    for iteration in estimator._predictors:
-        for target, predictor in enumerate(iteration):
-            nodes = predictor.nodes
-            trees.add(
-                nodes["left"],
-                nodes["right"],
-                nodes["feature_idx"],
-                nodes["num_threshold"],
-                nodes["missing_go_to_left"],
-                nodes["is_leaf"].astype(bool),
-                nodes["value"],
-                target,
-            )
-    return trees
-
-
-def trees_graph(trees: Trees, n_features: int) -> bytes:
-    """A TreeEnsemble node summing the trees in double precision, plus the base scores."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    def tensor(values: list, dtype: Any = np.float64):
-        return numpy_helper.from_array(np.asarray(values, dtype=dtype))
-
-    ensemble = helper.make_node(
-        "TreeEnsemble",
-        ["X"],
-        ["sum"],
-        domain="ai.onnx.ml",
-        n_targets=trees.n_targets,
-        aggregate_function=1,  # SUM
-        post_transform=0,  # NONE
-        tree_roots=trees.roots,
-        nodes_featureids=trees.features,
-        nodes_splits=tensor(trees.splits),
-        nodes_modes=tensor([0] * len(trees.features), np.uint8),  # BRANCH_LEQ
-        nodes_missing_value_tracks_true=trees.nan_left,
-        nodes_truenodeids=trees.branches["true"],
-        nodes_trueleafs=trees.branches["true_leaf"],
-        nodes_falsenodeids=trees.branches["false"],
-        nodes_falseleafs=trees.branches["false_leaf"],
-        leaf_targetids=trees.targets,
-        leaf_weights=tensor(trees.weights),
-    )
-    base = numpy_helper.from_array(np.asarray([trees.base], dtype=np.float64), name="base")
-    graph = helper.make_graph(
-        [ensemble, helper.make_node("Add", ["sum", "base"], ["Y"])],
-        "model",
-        [helper.make_tensor_value_info("X", TensorProto.DOUBLE, [None, n_features])],
-        [helper.make_tensor_value_info("Y", TensorProto.DOUBLE, [None, trees.n_targets])],
-        initializer=[base],
-    )
-    opsets = [helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid("ai.onnx.ml", TREE_OPSET)]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name=__name__)
-    return model.SerializeToString(deterministic=True)
-
-
 def skl2onnx_graph(estimator: Any, n_features: int, classification: bool) -> bytes:
     """Any other estimator through skl2onnx, on a double matrix (labels and probabilities)."""
     from skl2onnx import to_onnx
@@ -311,28 +137,10 @@ def skl2onnx_graph(estimator: Any, n_features: int, classification: bool) -> byt
 
 def estimator_graph(estimator: Any, n_features: int, task: str) -> tuple[bytes, str]:
     """The estimator as ONNX bytes and how its output becomes a prediction."""
-    from sklearn.ensemble import (
-        ExtraTreesClassifier,
-        ExtraTreesRegressor,
-        HistGradientBoostingClassifier,
-        HistGradientBoostingRegressor,
-        RandomForestClassifier,
-        RandomForestRegressor,
-    )
-    from sklearn.tree import BaseDecisionTree
-
     classification = task == "classification"
-    forests = (
-        RandomForestClassifier,
-        RandomForestRegressor,
-        ExtraTreesClassifier,
-        ExtraTreesRegressor,
-        BaseDecisionTree,
-    )
-    if isinstance(estimator, forests):
-        return trees_graph(forest_trees(estimator, classification), n_features), "forest"
-    if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
-        return trees_graph(boosting_trees(estimator, classification), n_features), "boosting"
+    trees = tree_graph(estimator, n_features, classification)
+    if trees is not None:
+        return trees
     try:
         return skl2onnx_graph(estimator, n_features, classification), "skl2onnx"
     except Exception as error:  # skl2onnx raises many kinds for what it lacks
@@ -373,11 +181,17 @@ def schema_edge_rows(input_schema: dict[str, dict]) -> list[dict]:
 
 
 def difference(compiled: tuple, reference: tuple) -> float:
-    """Largest absolute difference of two predictions (labels: inf when any differs)."""
+    """Largest difference of two predictions; inf when a label differs.
+
+    Of probabilities as they are; of values over their largest absolute value (at
+    least 1), since trees compare in float32 and large targets show it.
+    """
     labels, probabilities = compiled
     expected_labels, expected_probabilities = reference
     if probabilities is None:
-        return float(np.max(np.abs(np.asarray(labels, float) - np.asarray(expected_labels, float))))
+        want = np.asarray(expected_labels, float)
+        gap = np.max(np.abs(np.asarray(labels, float) - want))
+        return float(gap / max(1.0, np.max(np.abs(want))))
     if list(labels) != list(expected_labels):
         return float("inf")
     return float(np.max(np.abs(np.asarray(probabilities) - np.asarray(expected_probabilities))))

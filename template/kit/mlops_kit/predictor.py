@@ -18,6 +18,11 @@ import numpy as np
 ONNX_RUNTIME = "onnxruntime"
 SKLEARN_RUNTIME = "scikit-learn"
 
+# How each kind of compiled tree ensemble (trees.py) is fed and read: these compare
+# float32-cast inputs, as their library does, and these give raw scores (margins).
+FLOAT32_INPUTS = {"forest", "xgboost"}
+RAW_SCORES = {"boosting", "lightgbm", "xgboost"}
+
 
 def native(value: Any) -> Any:
     """A numpy scalar as the Python value it holds (labels and categories go to JSON)."""
@@ -85,27 +90,73 @@ class Preprocessor:
     def transform(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The float64 matrix the estimator was fitted on, one line per row."""
         derived = self.derive(rows) if self.derived else {}
-        out = np.empty((len(rows), self.width), dtype=np.float64)
-        at = 0
-        for block in self.blocks:
-            columns = block["columns"]
-            onehot = any("onehot" in step for step in block["steps"])
+
+        def gather(columns: list[str], onehot: bool) -> np.ndarray:
             if onehot:
-                values = np.array(
+                return np.array(
                     [[row.get(column) for column in columns] for row in rows], dtype=object
                 )
-            else:
-                values = np.column_stack(
-                    [
-                        derived[column]
-                        if column in derived
-                        else np.array(
-                            [np.nan if row.get(column) is None else row[column] for row in rows],
-                            dtype=np.float64,
-                        )
-                        for column in columns
-                    ]
-                )
+            return np.column_stack(
+                [
+                    derived[column]
+                    if column in derived
+                    else np.array(
+                        [np.nan if row.get(column) is None else row[column] for row in rows],
+                        dtype=np.float64,
+                    )
+                    for column in columns
+                ]
+            )
+
+        return self.assemble(len(rows), gather)
+
+    def transform_columns(self, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The same matrix as ``transform``, from whole columns (batch scoring).
+
+        Numbers come as float64 with NaN for nulls, text and categories as objects
+        with None for nulls.
+        """
+        count = len(next(iter(data.values())))
+        derived = {}
+        if self.derived:
+            import pandas as pd
+
+            frame = pd.DataFrame(
+                {column: self.as_in_training(column, values) for column, values in data.items()}
+            )
+            derived = {
+                name: np.asarray(function(frame), dtype=np.float64)
+                for name, function in self.functions.items()
+            }
+
+        def gather(columns: list[str], onehot: bool) -> np.ndarray:
+            if onehot:
+                return np.column_stack([data[column].astype(object) for column in columns])
+            return np.column_stack(
+                [
+                    derived[column] if column in derived else data[column].astype(np.float64)
+                    for column in columns
+                ]
+            )
+
+        return self.assemble(count, gather)
+
+    def as_in_training(self, column: str, values: np.ndarray) -> np.ndarray:
+        """A column as ``derive`` gives it to the team's functions.
+
+        An integer column without nulls as int64, other numbers as float64, text as
+        objects.
+        """
+        whole = self.columns.get(column) == "int" and values.dtype != object
+        return values.astype(np.int64) if whole and not np.isnan(values).any() else values
+
+    def assemble(self, count: int, gather: Callable[[list[str], bool], np.ndarray]) -> np.ndarray:
+        """Each block's columns (``gather``) through its fitted steps, side by side."""
+        out = np.empty((count, self.width), dtype=np.float64)
+        at = 0
+        for block in self.blocks:
+            onehot = any("onehot" in step for step in block["steps"])
+            values = gather(block["columns"], onehot)
             for step in block["steps"]:
                 if "impute" in step:
                     values = impute(values, step["impute"])
@@ -154,7 +205,7 @@ def one_hot(values: np.ndarray, index: list[dict]) -> np.ndarray:
 
 
 def inverse_link(raw: np.ndarray, classification: bool) -> np.ndarray:
-    """HistGradientBoosting's probabilities (sigmoid or softmax) or values from raw scores."""
+    """Probabilities (sigmoid or softmax) or values from a boosted model's raw scores."""
     if not classification:
         return raw[:, 0]
     if raw.shape[1] == 1:
@@ -188,45 +239,56 @@ class Predictor:
     def predict(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list, list[list[float]] | None]:
         """Labels (or values) of ``rows``; a classifier's probabilities in ``classes`` order."""
         if self.kind == "pipeline":
-            return self.predict_pipeline(rows)
-        matrix = self.preprocessor.transform(rows)
-        if self.kind == "forest":
-            # scikit-learn's trees compare float32-cast inputs with float64 thresholds.
+            import pandas as pd
+
+            frame = pd.DataFrame.from_records(
+                list(rows), columns=list(self.pipeline.feature_names_in_)
+            )
+            labels, probabilities = self.predict_frame(frame)
+        else:
+            labels, probabilities = self.predict_matrix(self.preprocessor.transform(rows))
+        return labels.tolist(), None if probabilities is None else probabilities.tolist()
+
+    def predict_columns(
+        self, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels (or values) and probabilities of whole columns, as arrays.
+
+        Batch scoring's entry; see ``Preprocessor.transform_columns``.
+        """
+        if self.kind == "pipeline":
+            import pandas as pd
+
+            return self.predict_frame(pd.DataFrame(dict(data)))
+        return self.predict_matrix(self.preprocessor.transform_columns(data))
+
+    def predict_matrix(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels (or values) and probabilities of the preprocessed matrix."""
+        if self.kind in FLOAT32_INPUTS:
             matrix = matrix.astype(np.float32).astype(np.float64)
         if self.kind == "sklearn":
-            return self.predict_sklearn(matrix)
+            # The fallback: scikit-learn's estimator on the numpy matrix, no pandas.
+            labels = self.estimator.predict(matrix)
+            if self.classes is None:
+                return labels, None
+            return labels, self.estimator.predict_proba(matrix)
         outputs = self.estimator.run(None, {self.input_name: matrix})
         if self.kind == "skl2onnx":
-            if self.classes is None:
-                return outputs[0].ravel().tolist(), None
-            labels = [native(label) for label in outputs[0].ravel()]
-            return labels, outputs[1].tolist()
+            return outputs[0].ravel(), None if self.classes is None else outputs[1]
         scores = outputs[0]
-        if self.kind == "boosting":
+        if self.kind in RAW_SCORES:
             scores = inverse_link(scores, self.classes is not None)
         if self.classes is None:
-            return scores.ravel().tolist(), None
+            return scores.ravel(), None
         # The rule of scikit-learn's forests and boosting: the first most probable class.
-        return [self.classes[i] for i in scores.argmax(axis=1)], scores.tolist()
+        return np.asarray(self.classes, dtype=object)[scores.argmax(axis=1)], scores
 
-    def predict_sklearn(self, matrix: np.ndarray) -> tuple[list, list[list[float]] | None]:
-        """The fallback: scikit-learn's estimator on the numpy matrix, no pandas."""
-        labels = [native(label) for label in self.estimator.predict(matrix)]
-        if self.classes is None:
-            return labels, None
-        return labels, self.estimator.predict_proba(matrix).tolist()
-
-    def predict_pipeline(
-        self, rows: Sequence[Mapping[str, Any]]
-    ) -> tuple[list, list[list[float]] | None]:
+    def predict_frame(self, frame: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """The last resort: the whole scikit-learn pipeline on a frame of the rows."""
-        import pandas as pd
-
-        frame = pd.DataFrame.from_records(list(rows), columns=list(self.pipeline.feature_names_in_))
-        labels = [native(label) for label in self.pipeline.predict(frame)]
+        labels = self.pipeline.predict(frame)
         if self.classes is None:
             return labels, None
-        return labels, self.pipeline.predict_proba(frame).tolist()
+        return labels, self.pipeline.predict_proba(frame)
 
 
 def onnx_session(content: bytes):
