@@ -291,30 +291,40 @@ class Predictor:
         return labels, self.pipeline.predict_proba(frame)
 
 
-def onnx_session(content: bytes):
-    """An onnxruntime session on the CPU, one thread: the service parallelises by workers."""
+def onnx_session(content: bytes, threads: int = 1):
+    """An onnxruntime session on the CPU.
+
+    One thread by default: the service parallelises by workers. Batch scoring, alone
+    on the machine, passes 0 (one per core).
+    """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])
 
 
-def predictor_of(files: Mapping[str, bytes], runtime: dict, pickled: Any = None) -> Predictor:
-    """A Predictor from the compiled files; ``pickled`` is the fitted pipeline for a fallback."""
+def predictor_of(
+    files: Mapping[str, bytes], runtime: dict, pickled: Any = None, threads: int = 1
+) -> Predictor:
+    """A Predictor from the compiled files; ``pickled`` is the fitted pipeline for a fallback.
+
+    ``threads`` is the ONNX session's (``onnx_session``).
+    """
     spec = json.loads(files[runtime["preprocess"]]) if runtime.get("preprocess") else None
     preprocessor = Preprocessor(spec) if spec is not None else None
     classes = runtime["classes"]
     kind = runtime["kind"]
     if runtime["name"] == ONNX_RUNTIME:
-        return Predictor(preprocessor, onnx_session(files[runtime["model"]]), kind, classes)
+        session = onnx_session(files[runtime["model"]], threads)
+        return Predictor(preprocessor, session, kind, classes)
     if kind == "pipeline":
         return Predictor(None, pickled, kind, classes, pipeline=pickled)
     return Predictor(preprocessor, pickled.named_steps["estimator"], kind, classes)
 
 
-def load_predictor(bundle: Path, runtime: dict) -> Predictor:
+def load_predictor(bundle: Path, runtime: dict, threads: int = 1) -> Predictor:
     """Load the compiled model from ``bundle`` as its metadata's ``runtime`` record says.
 
     The ONNX path reads JSON and ONNX bytes only: it unpickles nothing. The fallback
@@ -330,4 +340,4 @@ def load_predictor(bundle: Path, runtime: dict) -> Predictor:
         import joblib
 
         pickled = joblib.load(bundle / runtime["pickle"])
-    return predictor_of(files, runtime, pickled)
+    return predictor_of(files, runtime, pickled, threads)

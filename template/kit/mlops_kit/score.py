@@ -386,7 +386,8 @@ def score(input_path: Path, output: Path, rejects: Path, bundle: Path) -> tuple[
     table_format(rejects, "REJECTS")
     try:
         metadata = verify_bundle(bundle)
-        predictor = load_predictor(bundle, metadata["runtime"])
+        # Every core: the command runs alone, where a service worker keeps to one.
+        predictor = load_predictor(bundle, metadata["runtime"], threads=0)
     except BundleError as error:
         raise ScoreError(str(error)) from None
     schema = metadata["input_schema"]
