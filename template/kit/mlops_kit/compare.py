@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="make compare-models", description=__doc__.splitlines()[0]
     )
     parser.add_argument("models", nargs="*", help="model configs to compare (default: all)")
+    parser.add_argument("--report", type=Path, default=REPORT, help="the page (JSON beside it)")
     arguments = parser.parse_args(argv)
     params = load_params()
     if not params.paths.train.exists():
@@ -157,11 +158,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"compare-models: {name}...", flush=True)
         results.append(measure(name, available[name], train, params))
     page = markdown(results, params, len(train))
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(page)
-    strict_json.write(REPORT.with_suffix(".json"), {"rows": len(train), "models": results})
+    report = arguments.report
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(page)
+    strict_json.write(report.with_suffix(".json"), {"rows": len(train), "models": results})
     print(page)
-    print(f"compare-models: {REPORT} and {REPORT.with_suffix('.json')}")
+    print(f"compare-models: {report} and {report.with_suffix('.json')}")
 
 
 if __name__ == "__main__":
