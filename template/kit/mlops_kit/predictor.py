@@ -173,21 +173,21 @@ class Preprocessor:
         return out
 
 
-def is_missing(value: Any) -> bool:
-    """Whether a cell is null: None, or a float NaN as pandas gives it."""
-    return value is None or (isinstance(value, float) and value != value)
+def missing_cells(values: np.ndarray) -> np.ndarray:
+    """Where an object array holds None or a float NaN.
+
+    Compared cell by cell in C: NaN is the one value unequal to itself.
+    """
+    return np.equal(values, None) | np.not_equal(values, values)
 
 
 def impute(values: np.ndarray, fills: list) -> np.ndarray:
     """Replace missing cells by the imputer's learned fill of their column."""
     if values.dtype == object:
-        return np.array(
-            [
-                [fills[j] if is_missing(cell) else cell for j, cell in enumerate(line)]
-                for line in values
-            ],
-            dtype=object,
-        )
+        filled = values.copy()
+        for j, fill in enumerate(fills):
+            filled[missing_cells(filled[:, j]), j] = fill
+        return filled
     return np.where(np.isnan(values), np.asarray(fills, dtype=np.float64), values)
 
 
@@ -196,11 +196,13 @@ def one_hot(values: np.ndarray, index: list[dict]) -> np.ndarray:
     widths = [len(categories) for categories in index]
     out = np.zeros((len(values), sum(widths)), dtype=np.float64)
     offsets = np.cumsum([0, *widths[:-1]])
-    for i, line in enumerate(values):
-        for j, cell in enumerate(line):
-            position = index[j].get(cell)
-            if position is not None:
-                out[i, offsets[j] + position] = 1.0
+    for j, categories in enumerate(index):
+        column = values[:, j].tolist()
+        # Each distinct cell looked up once: a column of categories repeats a few values.
+        known = {cell: categories.get(cell, -1) for cell in set(column)}
+        positions = np.fromiter((known[cell] for cell in column), np.int64, len(column))
+        rows = np.flatnonzero(positions >= 0)
+        out[rows, offsets[j] + positions[rows]] = 1.0
     return out
 
 

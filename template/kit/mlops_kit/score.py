@@ -331,53 +331,57 @@ def scored_frame(
     return frame
 
 
-def log_lines(frame: pd.DataFrame, data: dict[str, np.ndarray], classes: list | None) -> bytes:
-    """The scored rows as the service logs its predictions, one JSON line each.
+def json_cells(values: np.ndarray) -> list[bytes]:
+    """Each value as JSON text: NaN and None as null, anything else not JSON str()'d.
 
-    orjson, not ``line_of``: a million lines take a second, not a minute; a NaN is
-    null and any other value str()'d, as ``line_of`` writes them.
+    A column of numbers is dumped in one call and cut at its commas, which no number
+    contains; any other column dumps each distinct value once (categories repeat).
     """
     import orjson
 
-    names = list(data)
-    features = [
-        dict(zip(names, values, strict=True))
-        for values in zip(*(data[name].tolist() for name in names), strict=True)
-    ]
-    keys = [str(label) for label in classes] if classes is not None else []
-    shares = (
-        [
-            dict(zip(keys, row, strict=True))
-            for row in frame[[f"probability_{label}" for label in classes]].to_numpy().tolist()
-        ]
-        if keys
-        else [None] * len(frame)
+    if values.dtype.kind in "biuf":
+        text = orjson.dumps(values.tolist())[1:-1]
+        return text.split(b",") if text else []
+    cells = values.tolist()
+    option = orjson.OPT_SERIALIZE_NUMPY
+    known = {value: orjson.dumps(value, default=str, option=option) for value in set(cells)}
+    return [known[value] for value in cells]
+
+
+def log_lines(frame: pd.DataFrame, data: dict[str, np.ndarray], classes: list | None) -> bytes:
+    """The scored rows as the service logs its predictions, one JSON line each.
+
+    The fields of ``line_of`` in its order, each column written as JSON once and
+    the lines assembled by one bytes format: a million lines take seconds, where a
+    dict and a ``json.dumps`` per line take a minute.
+    """
+    import orjson
+
+    if not len(frame):
+        return b""
+
+    def field(key: str) -> bytes:  # a key as JSON, with % escaped for the format
+        return orjson.dumps(key).replace(b"%", b"%%")
+
+    constant = b"".join(
+        b"," + field(key) + b":" + orjson.dumps(frame[column].iat[0]).replace(b"%", b"%%")
+        for key, column in (("time", "scored_at"), *((key, key) for key in IDENTITY))
     )
-    constant = {
-        "time": frame["scored_at"].iat[0] if len(frame) else None,
-        **{key: frame[key].iat[0] if len(frame) else None for key in IDENTITY},
-    }
-    lines = [
-        orjson.dumps(
-            {
-                "request_id": request_id,
-                **constant,
-                "features": row,
-                "prediction": prediction,
-                "probabilities": share,
-            },
-            default=str,
-            option=orjson.OPT_APPEND_NEWLINE,
-        )
-        for request_id, row, prediction, share in zip(
-            frame["request_id"].tolist(),
-            features,
-            frame["prediction"].tolist(),
-            shares,
-            strict=True,
-        )
-    ]
-    return b"".join(lines)
+    names = list(data)
+    layout = b"{" + field("request_id") + b":%b" + constant + b"," + field("features") + b":{"
+    layout += b",".join(field(name) + b":%b" for name in names) + b"},"
+    layout += field("prediction") + b":%b," + field("probabilities") + b":"
+    # Request ids are unique and plain ASCII (run id, row): quoted, not dumped.
+    columns = [b'"%b"' % request_id.encode() for request_id in frame["request_id"].tolist()]
+    columns = [columns, *(json_cells(data[name]) for name in names)]
+    columns.append(json_cells(frame["prediction"].to_numpy()))
+    if classes is None:
+        layout += b"null}\n"
+    else:
+        keys = [str(label) for label in classes]
+        layout += b"{" + b",".join(field(key) + b":%b" for key in keys) + b"}}\n"
+        columns += [json_cells(frame[f"probability_{label}"].to_numpy()) for label in classes]
+    return b"".join(layout % cells for cells in zip(*columns, strict=True))
 
 
 def score(input_path: Path, output: Path, rejects: Path, bundle: Path) -> tuple[int, int]:
