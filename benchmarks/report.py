@@ -275,12 +275,45 @@ def render_table(report: dict) -> str:
     )
 
 
+def score_table(report: dict) -> str:
+    """`make score` against scikit-learn's batch loop, per size, with the targets met or not."""
+    header = ["Rows", "`make score` (s)", "Rows/s", "Peak MiB", "scikit-learn loop (s)"]
+    header += ["Peak MiB", "Speed-up (pairs min-max)"]
+    lines = [row(header), row(["---:"] * len(header))]
+    for rows, sizes in report["sizes"].items():
+        compiled, sklearn = sizes["compiled"], sizes["sklearn"]
+        lines.append(
+            row(
+                [
+                    f"{int(rows):,}",
+                    f"{compiled['seconds']['median']:.1f}",
+                    f"{compiled['rows_per_second']['median']:,.0f}",
+                    f"{compiled['peak_mib']['median']:.0f}",
+                    f"{sklearn['seconds']['median']:.1f}",
+                    f"{sklearn['peak_mib']['median']:.0f}",
+                    f"{sizes['speedup']['median']:.2f} ({pair_span(sizes['speedup'])})",
+                ]
+            )
+        )
+    measured, targets = report["measured"], report["targets"]
+    return "\n".join(lines) + (
+        f"\n\nMedians of {report['runs']} runs each, alternating. Targets at 1,000,000 rows, "
+        f"met? At most {targets['seconds_1m']:.0f} s: "
+        f"{verdict(measured['seconds_1m'], targets['seconds_1m'])}; at most "
+        f"{targets['peak_mib_1m']:.0f} MiB: "
+        f"{verdict(measured['peak_mib_1m'], targets['peak_mib_1m'])}; at least "
+        f"{targets['speedup']:.0f}x scikit-learn's rows per second: "
+        f"{verdict(targets['speedup'], measured['speedup'])}."
+    )
+
+
 TABLES: dict[str, Callable[[dict], str]] = {
     "floors": floors_table,
     "startup": startup_table,
     "startup_comparison": startup_comparison_table,
     "render": render_table,
     "scale": scale_table,
+    "score": score_table,
     "serving": serving_table,
     "template_suite": template_suite_table,
 }
