@@ -20,7 +20,7 @@ def test_a_config_is_cross_validated_timed_and_compiled(
     # The folds' metrics are the ones the constant baseline is scored on.
     assert set(result["baseline"]) == set(result["metrics"])
     assert result["fit_seconds"] > 0
-    assert 0 < result["compiled_ms"] and 0 < result["scikit_learn_ms"]
+    assert result["compiled_ms"] > 0 and result["scikit_learn_ms"] > 0
     page = markdown([result], params, len(train_test[0]))
     assert f"| {name} |" in page or f"| **{name}** (configured) |" in page
     assert f"target `{params.data.target}`" in page
