@@ -71,7 +71,7 @@ demo: dev ## Render a project with the defaults into .demo/ and run its golden p
 	@cat $(DEMO_DIR)/reports/metrics.json
 
 .PHONY: bench
-bench: bench-startup bench-floors bench-scale bench-score bench-serving ## Run every benchmark; results in benchmarks/results/, tables in the docs
+bench: bench-startup bench-floors bench-scale bench-score bench-families bench-serving ## Run every benchmark; results in benchmarks/results/, tables in the docs
 	$(BENCH) benchmarks/report.py
 
 .PHONY: bench-startup
@@ -81,6 +81,10 @@ bench-startup: dev ## Time to first prediction, render, pipeline and test times 
 .PHONY: bench-score
 bench-score: dev ## Batch scoring of 100k and 1M synthetic rows, compiled against scikit-learn: rows/s and peak memory
 	$(BENCH) benchmarks/score.py
+
+.PHONY: bench-families
+bench-families: dev ## Every conf/model/ family on the shipped and adopted tables: metric, fit and 1-row times (BENCH_TABLES=a,b for some)
+	$(BENCH) benchmarks/families.py
 
 .PHONY: bench-render
 bench-render: dev ## The render alone against BENCH_BASELINE (default 0.4.0), 20 interleaved pairs

@@ -307,7 +307,81 @@ def score_table(report: dict) -> str:
     )
 
 
+def families_table(report: dict) -> str:
+    """Each family's primary metric per table, and its fit and 1-row times over all tables."""
+    families = ["random_forest", "hist_gradient_boosting", "lightgbm", "xgboost", "linear"]
+    linear = {"logistic_regression", "ridge"}
+
+    def family(model: dict) -> str:
+        return "linear" if model["model"] in linear else model["model"]
+
+    header = ["Table", "Rows", "Metric", *(f"`{name}`" for name in families), "Best"]
+    lines = [row(header), row(["---", "---:", "---", *["---:"] * len(families), "---"])]
+    times: dict[str, dict[str, list[float]]] = {
+        name: {"fit": [], "compiled": []} for name in families
+    }
+    wins = dict.fromkeys(families, 0)
+    # Folds disagree by a few hundredths on small tables: within one standard deviation
+    # of the best mean is as good as the best.
+    close = dict.fromkeys(families, 0)
+    for name, table in report["tables"].items():
+        metric = "f1_macro" if table["task"] == "classification" else "rmse"
+        sign = 1 if metric == "f1_macro" else -1
+        by_family = {family(model): model for model in table["models"]}
+        scores = {key: model["metrics"][metric] for key, model in by_family.items()}
+        best = max(scores, key=lambda key: sign * scores[key]["mean"])
+        wins[best] += 1
+        for key, value in scores.items():
+            close[key] += sign * (scores[best]["mean"] - value["mean"]) <= scores[best]["std"]
+        for key, model in by_family.items():
+            times[key]["fit"].append(model["fit_seconds"])
+            times[key]["compiled"].append(model["compiled_ms"])
+        cells = [
+            f"{scores[key]['mean']:.3f} ± {scores[key]['std']:.3f}" if key in scores else "-"
+            for key in families
+        ]
+        label = f"{name} (shipped)" if table["shipped"] else name
+        lines.append(row([label, str(table["rows"]), metric, *cells, f"`{best}`"]))
+
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+    summary = [
+        row(
+            [
+                "Family",
+                "Best on",
+                "Within 1 sd of the best",
+                "Fit per fold (s, median)",
+                "1 row compiled (ms, median)",
+            ]
+        ),
+        row(["---", "---:", "---:", "---:", "---:"]),
+        *(
+            row(
+                [
+                    f"`{key}`",
+                    f"{wins[key]} of {len(report['tables'])}",
+                    f"{close[key]} of {len(report['tables'])}",
+                    f"{median(times[key]['fit']):.3f}",
+                    f"{median(times[key]['compiled']):.3f}",
+                ]
+            )
+            for key in families
+            if times[key]["fit"]
+        ),
+    ]
+    return "\n".join(lines) + (
+        "\n\nMean ± standard deviation over the cross-validation folds of the training split "
+        "(`make compare-models`); `linear` is logistic regression or ridge.\n\n"
+        + "\n".join(summary)
+    )
+
+
 TABLES: dict[str, Callable[[dict], str]] = {
+    "families": families_table,
     "floors": floors_table,
     "startup": startup_table,
     "startup_comparison": startup_comparison_table,
