@@ -1,9 +1,10 @@
 """AGENTS.md, the generated project's instructions for coding agents, stays true.
 
-Every `make <target>` it names is a target of the project's Makefile that `make help`
-lists, for several sets of answers; every path it names exists in a trained project (or
-is one git ignores: a file the user makes, such as .env); and the commands it prescribes
-before a commit run and pass in a copy of the run's trained project.
+For several sets of answers, every `make <target>` it names is a target of the project's
+Makefile that `make help` lists, and every path it names ships with the render, or is
+one `make setup` and `make pipeline` write (checked in a trained project) or one git
+ignores (a file the user makes, such as .env). The commands it prescribes run and pass
+in a copy of the run's trained project.
 """
 
 import re
@@ -72,14 +73,35 @@ def make_help(project: Path) -> str:
     ).stdout
 
 
+def missing_paths(project: Path) -> list[str]:
+    """The paths AGENTS.md names that ``project`` lacks and git does not ignore."""
+    missing = []
+    for path, folders in named_paths((project / "AGENTS.md").read_text()):
+        bare = "/" not in path
+        candidates = [project / path, *(project / folder / path for folder in folders if bare)]
+        if any(candidate.exists() for candidate in candidates):
+            continue
+        # A file the user makes and git ignores (.env) is named but never shipped.
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=project, check=False)
+        if ignored.returncode != 0:
+            missing.append(path)
+    return missing
+
+
+@pytest.fixture(scope="module")
+def default_render(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render(tmp_path_factory.mktemp("agents") / "project")
+
+
 @pytest.mark.parametrize(
     "answers", ANSWERS, ids=lambda a: ",".join(f"{k}={v}" for k, v in a.items()) or "defaults"
 )
-def test_every_make_target_agents_md_names_is_a_listed_target_of_the_makefile(
-    answers: dict, tmp_path: Path
+def test_every_target_and_path_agents_md_names_exists_for_these_answers(
+    answers: dict, default_render: Path, tmp_path: Path
 ) -> None:
-    project = render(tmp_path / "project", skip_tasks=True, **answers)
-    targets = named_targets((project / "AGENTS.md").read_text())
+    project = render(tmp_path / "project", **answers) if answers else default_render
+    text = (project / "AGENTS.md").read_text()
+    targets = named_targets(text)
     assert set(RUN_FOR_REAL) | {"test-all"} <= set(targets), targets
     plain = re.sub(r"\x1b\[[0-9;]*m", "", make_help(project))
     listed = {line.split()[0] for line in plain.splitlines() if line.strip()}
@@ -94,6 +116,10 @@ def test_every_make_target_agents_md_names_is_a_listed_target_of_the_makefile(
             env=developer_environment(),
         )
         assert dry.returncode == 0, f"make -n {target}: {dry.stderr}"
+    # What a render lacks, `make setup` and `make pipeline` write: the default answers'
+    # AGENTS.md names it, and the trained project's test below finds it.
+    written_later = set(missing_paths(default_render))
+    assert set(missing_paths(project)) <= written_later, missing_paths(project)
 
 
 @pytest.mark.e2e
@@ -102,20 +128,10 @@ def test_every_path_agents_md_names_exists_in_a_trained_project(
     trained_project: TrainedProject,
 ) -> None:
     project = trained_project.root
-    paths = named_paths((project / "AGENTS.md").read_text())
-    assert any(path.startswith("src/") for path, _ in paths), paths
-    missing = []
-    for path, folders in paths:
-        candidates = [project / path] + (
-            [project / f / path for f in folders] if "/" not in path else []
-        )
-        if any(candidate.exists() for candidate in candidates):
-            continue
-        # A file the user makes and git ignores (.env) is named but never shipped.
-        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=project, check=False)
-        if ignored.returncode != 0:
-            missing.append(path)
-    assert not missing, f"AGENTS.md names paths the project does not have: {missing}"
+    assert any(
+        path.startswith("src/") for path, _ in named_paths((project / "AGENTS.md").read_text())
+    )
+    assert missing_paths(project) == []
 
 
 @pytest.mark.e2e

@@ -164,8 +164,10 @@ def test_the_dev_container_image_builds_with_podman_and_holds_what_make_setup_ne
         timeout=900,
     )
     assert built["outcome"] == "success", built
-    # The project mounted read-only, as the dev container's user: the Makefile finds the
-    # image's uv (not a private copy), and uv this project's Python without downloading.
+    # The project mounted read-only, as the image's user, the non-root one the config
+    # names: the Makefile finds the image's uv (not a private copy), and uv finds this
+    # project's Python without downloading one.
+    config = read_configuration(devcontainer_cli, project)["configuration"]
     workspace = "/workspaces/project"
     probe = podman(
         "run",
@@ -177,9 +179,9 @@ def test_the_dev_container_image_builds_with_podman_and_holds_what_make_setup_ne
         image,
         "sh",
         "-c",
-        "id -u; make --no-print-directory which-uv; uv python find; git --version; curl --version",
+        "id -un; make --no-print-directory which-uv; uv python find; git --version; curl --version",
     ).stdout.splitlines()
-    assert probe[0] != "0", "the dev container runs as root"
+    assert probe[0] == config["containerUser"] == config["remoteUser"] != "root", probe
     uv_image = re.search(r"ghcr\.io/astral-sh/uv:(\S+)", (project / "Dockerfile").read_text())
     assert probe[1] == "uv" and probe[2].startswith(f"uv {uv_image[1]} "), probe
     assert probe[3] == f"/usr/local/bin/python{python}", probe
