@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers.template import uv_executable
+from helpers.projects import exclusive
+from helpers.template import TEMPLATE_ROOT, uv_executable
 
 SCRIPTS = Path(__file__).parent / "containers"
 PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(SCRIPTS / "containers.conf")}
 FROM_LINE = re.compile(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
 PYTHON_IMAGE = re.compile(r"^python:(\d+\.\d+)-slim-bookworm$")
+LOCK = TEMPLATE_ROOT / ".tools" / "base-images.lock"
 UV_IMAGE = re.compile(r"^ghcr\.io/astral-sh/uv:(\d+\.\d+\.\d+)$")
 
 
@@ -101,5 +103,9 @@ def ensure_image(name: str) -> None:
 def ensure_base_images(dockerfile: Path) -> None:
     """Make every image ``dockerfile`` builds from, unless podman has it already."""
     require_container_engine()
-    for image in base_images(dockerfile.read_text()):
-        ensure_image(image)
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    # Two workers may need the same image at once (the serving and dev container
+    # builds): one makes it, the other waits and finds it made.
+    with exclusive(LOCK):
+        for image in base_images(dockerfile.read_text()):
+            ensure_image(image)
