@@ -4,7 +4,8 @@ For several sets of answers, every `make <target>` it names is a target of the p
 Makefile that `make help` lists, and every path it names ships with the render, or is
 one `make setup` and `make pipeline` write (checked in a trained project) or one git
 ignores (a file the user makes, such as .env). The commands it prescribes run and pass
-in a copy of the run's trained project.
+in the smoke test (tests/test_smoke.py), which follows them on a copy of the run's
+trained project.
 """
 
 import re
@@ -13,24 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from helpers.commands import developer_environment, run_make
+from helpers.agents import RUN_FOR_REAL, named_targets
+from helpers.commands import developer_environment
 from helpers.projects import TrainedProject
 from helpers.template import render, uv_executable
 
-MAKE_COMMAND = re.compile(r"`make ([a-z][\w-]*)")
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
-# The targets an agent is told to run, cheap on a trained project, run for real below.
-RUN_FOR_REAL = ("setup", "params", "pipeline", "help", "lint", "test")
 ANSWERS = [
     {},
     {"tracking": "server", "data_remote": "s3", "ci_provider": "none"},
     {"ml_task": "regression", "data_remote": "none"},
 ]
-
-
-def named_targets(text: str) -> list[str]:
-    """The make targets AGENTS.md names, in order, once each."""
-    return list(dict.fromkeys(MAKE_COMMAND.findall(text)))
 
 
 def blocks(text: str) -> list[str]:
@@ -132,20 +126,3 @@ def test_every_path_agents_md_names_exists_in_a_trained_project(
         path.startswith("src/") for path, _ in named_paths((project / "AGENTS.md").read_text())
     )
     assert missing_paths(project) == []
-
-
-@pytest.mark.e2e
-@pytest.mark.parametrize("trained_project", ["classification"], indirect=True)
-def test_the_commands_agents_md_prescribes_run_and_pass_in_a_trained_project(
-    project_copy: Path,
-) -> None:
-    named = named_targets((project_copy / "AGENTS.md").read_text())
-    assert set(RUN_FOR_REAL) <= set(named), named
-    for target in [t for t in named if t in RUN_FOR_REAL]:
-        result = run_make(project_copy, target, timeout=1800)
-        if target == "pipeline":
-            # AGENTS.md: a no-op when no input changed.
-            assert "Running stage" not in result.stdout, result.stdout
-            assert "Data and pipelines are up to date" in result.stdout, result.stdout
-        if target == "test":
-            assert " passed" in result.stdout and " failed" not in result.stdout
