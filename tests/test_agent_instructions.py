@@ -23,7 +23,7 @@ CODE_SPAN = re.compile(r"`([^`\n]+)`")
 ANSWERS = [
     {},
     {"tracking": "server", "data_remote": "s3", "ci_provider": "none"},
-    {"ml_task": "regression", "data_remote": "none"},
+    {"ml_task": "regression", "data_remote": "none", "ci_provider": "gitlab"},
 ]
 
 

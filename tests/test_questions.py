@@ -82,6 +82,13 @@ def constant(name: str) -> list[str]:
         ),
         ({"ct_schedule": "0 4\t* * 1"}, 'holds a line break or tab ("\\t")'),
         ({"ct_schedule": "0 4 * * 1\u2028"}, "holds a line break or tab"),
+        # GitLab takes the same schedule and the same yes/no answer.
+        (
+            {"ct_schedule": "*/4 * * * *", "ci_provider": "gitlab"},
+            "runs 4 minutes apart; GitLab.com runs a schedule at most every 5 minutes",
+        ),
+        ({"ct_schedule": "0 4\t* * 1", "ci_provider": "gitlab"}, "cron line of .gitlab-ci.yml"),
+        ({"cd_push_image": "maybe", "ci_provider": "gitlab"}, '"maybe" is not a yes/no answer'),
         ({"cd_push_image": "maybe"}, '"maybe" is not a yes/no answer; accepted: yes, no, true or'),
         ({"cd_push_image": "1"}, '"1" is not a yes/no answer'),
         ({"python_version": "3.9"}, "'3.9' is not in"),
