@@ -307,6 +307,11 @@ def score_table(report: dict) -> str:
     )
 
 
+def figure(value: float) -> str:
+    """A metric as a cell: three decimals, or whole units with separators from 1,000 up."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
+
+
 def families_table(report: dict) -> str:
     """Each family's primary metric per table, and its fit and 1-row times over all tables."""
     families = ["random_forest", "hist_gradient_boosting", "lightgbm", "xgboost", "linear"]
@@ -337,7 +342,9 @@ def families_table(report: dict) -> str:
             times[key]["fit"].append(model["fit_seconds"])
             times[key]["compiled"].append(model["compiled_ms"])
         cells = [
-            f"{scores[key]['mean']:.3f} ± {scores[key]['std']:.3f}" if key in scores else "-"
+            f"{figure(scores[key]['mean'])} ± {figure(scores[key]['std'])}"
+            if key in scores
+            else "-"
             for key in families
         ]
         label = f"{name} (shipped)" if table["shipped"] else name
