@@ -36,6 +36,9 @@ const lint = await createLinter();
 let findings = 0;
 for (const path of process.argv.slice(2)) {
   for (const e of lint(readFileSync(path, "utf8"), path)) {
+    // This build predates GitHub's configuration variables (the `vars` context, 2023):
+    // it calls every use of them undefined. Nothing else is forgiven.
+    if (e.kind === "expression" && e.message.startsWith('undefined variable "vars"')) continue;
     console.log(`${e.file}:${e.line}:${e.column}: ${e.message} [${e.kind}]`);
     findings++;
   }
