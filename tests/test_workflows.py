@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers.commands import git
 from helpers.npm_tools import npm_tool
@@ -148,9 +149,13 @@ def test_every_step_of_the_cd_workflow_runs_locally(serving_image: dict) -> None
 @pytest.mark.e2e
 @pytest.mark.parametrize("trained_project", ["classification"], indirect=True)
 def test_every_step_of_the_ct_workflow_runs_locally(project_copy: Path, tmp_path: Path) -> None:
+    """With the repository variable SCORE_INPUT naming a table (here the training
+    source itself), the run also scores it with the new champion."""
     as_checked_out(project_copy)
-    run_workflow(project_copy, "ct", github_env(tmp_path))
+    source = yaml.safe_load((project_copy / "params.yaml").read_text())["data"]["source"]
+    run_workflow(project_copy, "ct", github_env(tmp_path), variables={"SCORE_INPUT": source})
     assert "Training run: model" in (tmp_path / "summary.md").read_text()
+    assert (project_copy / "reports" / "scored.parquet").stat().st_size > 0
 
 
 def test_the_template_update_workflow_proposes_a_newer_release(tmp_path: Path) -> None:

@@ -35,13 +35,16 @@ class UnsupportedStep(Exception):
 
 @dataclass
 class Context:
-    """What GitHub would provide: event, inputs, secrets, step outputs, environment."""
+    """What GitHub would provide: event, inputs, secrets, repository variables, step
+    outputs, environment."""
 
     event_name: str
     inputs: dict[str, object]
     env: dict[str, str]
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     github: dict[str, str] = field(default_factory=dict)
+    # Repository (configuration) variables: GitHub gives an unset one as "".
+    variables: dict[str, str] = field(default_factory=dict)
 
     def value(self, name: str) -> object:
         """Resolve a context path such as ``steps.report.outputs.promoted``."""
@@ -52,6 +55,8 @@ class Context:
             return self.inputs.get(parts[1], "")
         if parts[0] == "github" and len(parts) == 2:
             return self.github.get(parts[1], "")
+        if parts[0] == "vars" and len(parts) == 2:
+            return self.variables.get(parts[1], "")
         if parts[0] == "secrets" and len(parts) == 2:
             return f"fake-{parts[1].lower()}"
         raise UnsupportedStep(f"unknown context {name!r}")
@@ -87,8 +92,11 @@ def stand_in(step: dict, project: Path, context: Context) -> None:
     if action == "astral-sh/setup-uv":
         return  # uv is on PATH (UV and PATH are set by the caller)
     if action == "actions/upload-artifact":
-        paths = [project / line for line in options["path"].split() if line]
-        assert all(path.exists() and any(path.iterdir()) for path in paths), options["path"]
+        # Each line is a path or a glob; the action fails on one that matches nothing.
+        for line in options["path"].split():
+            found = list(project.glob(line))
+            assert found, f"{line} matches nothing"
+            assert all(path.is_file() or any(path.iterdir()) for path in found), line
         return
     if action == "docker/login-action":
         assert options["registry"] == "ghcr.io" and options["password"]
@@ -235,15 +243,21 @@ def as_checked_out(project: Path) -> None:
 
 
 def run_workflow(
-    project: Path, name: str, env: dict[str, str], reused: dict[str, str] | None = None
+    project: Path,
+    name: str,
+    env: dict[str, str],
+    reused: dict[str, str] | None = None,
+    variables: dict[str, str] | None = None,
 ) -> Context:
-    """Run every job of ``.github/workflows/<name>.yml`` as a manual dispatch."""
+    """Run every job of ``.github/workflows/<name>.yml`` as a manual dispatch, with the
+    repository's configuration ``variables``."""
     workflow = load_workflow(project / ".github" / "workflows" / f"{name}.yml")
     context = Context(
         event_name="workflow_dispatch",
         inputs=default_inputs(workflow),
         env=env,
         github={"event_name": "workflow_dispatch", "base_ref": "", "actor": "octocat"},
+        variables=variables or {},
     )
     for job_name, job in workflow["jobs"].items():
         log = run_job(workflow, job, project, context, reused or {})
