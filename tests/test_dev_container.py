@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from helpers.container_images import PODMAN_ENV, ensure_base_images, podman
-from helpers.npm_tools import npm_tool
+from helpers.npm_tools import checkout_tools, npm_tool
 from helpers.template import available_python_version, render
 
 CLI_VERSION = "0.89.0"
@@ -29,7 +29,7 @@ LOOPBACK_PORT = re.compile(r"^[\"']?127\.0\.0\.1:(\d+):\d+")
 @pytest.fixture(scope="session")
 def devcontainer_cli() -> Path:
     """The Dev Containers CLI from npm, installed once into .tools/."""
-    tools = npm_tool("@devcontainers/cli", CLI_VERSION, "devcontainer")
+    tools = npm_tool("@devcontainers/cli", CLI_VERSION, checkout_tools("devcontainer"))
     return tools / "node_modules" / ".bin" / "devcontainer"
 
 

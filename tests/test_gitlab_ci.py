@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 import yaml
 
 from helpers.commands import developer_environment
-from helpers.projects import exclusive
+from helpers.npm_tools import machine_tools, npm_tool
 from helpers.template import render, uv_executable
 from helpers.workflow_runner import as_checked_out
 
@@ -30,12 +29,6 @@ COMBINATIONS = [
 CHECKS = ["lint", "test", "ml-test-score", "pipeline"]
 
 
-def tool_cache() -> Path:
-    """This machine's cache of tools the tests build, kept between runs."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "copier-mlops"
-
-
 @pytest.fixture(scope="session")
 def gitlab_ci_local() -> Path:
     """gitlab-ci-local (npm), installed once per machine and Node.js ABI.
@@ -44,26 +37,16 @@ def gitlab_ci_local() -> Path:
     (minutes on two cores), so the install is kept in the user's cache, not in the
     checkout, and a later run or another clone reuses it.
     """
-    for tool in ("node", "npm", "rsync"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"gitlab-ci-local needs {tool}: install Debian's nodejs, npm and rsync")
+    if shutil.which("rsync") is None:
+        pytest.fail("gitlab-ci-local needs rsync: install Debian's rsync")
+    if shutil.which("node") is None:
+        pytest.fail("gitlab-ci-local needs Node.js: install Debian's nodejs and npm")
     abi = subprocess.run(
         ["node", "-p", "process.versions.modules"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    folder = tool_cache() / f"gitlab-ci-local-{GITLAB_CI_LOCAL_VERSION}-node{abi}"
-    executable = folder / "node_modules" / ".bin" / "gitlab-ci-local"
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(folder.parent / f"{folder.name}.lock"):  # one installs, the others wait
-        if not executable.exists():
-            # Built aside and moved in whole: an interrupted install leaves no half tool.
-            staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".installing-"))
-            npm = ["npm", "install", "--silent", "--no-audit", "--no-fund"]
-            subprocess.run(
-                [*npm, f"gitlab-ci-local@{GITLAB_CI_LOCAL_VERSION}"], cwd=staging, check=True
-            )
-            shutil.rmtree(folder, ignore_errors=True)
-            staging.rename(folder)
-    return executable
+    folder = machine_tools(f"gitlab-ci-local-{GITLAB_CI_LOCAL_VERSION}-node{abi}")
+    npm_tool("gitlab-ci-local", GITLAB_CI_LOCAL_VERSION, folder)
+    return folder / "node_modules" / ".bin" / "gitlab-ci-local"
 
 
 def listed_jobs(tool: Path, project: Path, *variables: str) -> list[str]:

