@@ -15,8 +15,8 @@ What podman does not run (it says "Kube kind ... not supported" and skips the
 document), so these stay checked only against the Kubernetes schemas in
 tests/test_deploy_and_watch.py: the Service (no cluster network: the published port
 stands in), the HorizontalPodAutoscaler and the PodDisruptionBudget (no controller to
-scale or drain; podman plays one replica). Within the Deployment it ignores the
-resource requests (it applies the limits), `fsGroup` and the rolling-update strategy.
+scale or drain; podman plays one replica). Within the Deployment the resource
+requests and the rolling-update strategy have no effect (the limits do apply).
 Its probes become a container healthcheck that runs `curl` inside the container,
 which the slim serving image does not ship (and podman 4.3 turns the named port
 `http` into port 0): the test asks the probe paths itself, through the published
