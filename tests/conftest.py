@@ -26,8 +26,9 @@ WORKER_GROUPS = {
     "team-stack": ["tests/test_team_stack.py"],  # PostgreSQL, S3 and MLflow servers
     "update": ["tests/test_update.py"],  # the throwaway template repositories
     "rubric-breaks": ["tests/test_ml_test_score.py"],  # the healthy score compared with
-    "serving-image": [  # the image the CD workflow builds, run by the container test
+    "serving-image": [  # the image the CD workflow builds, run by podman and kube play
         "tests/test_container.py",
+        "tests/test_kube_play.py",
         "tests/test_workflows.py::test_every_step_of_the_cd_workflow_runs_locally",
     ],
 }

@@ -6,13 +6,13 @@ fixture): built once for both tests. Base images are made locally
 once per machine: podman keeps them between runs.
 """
 
-import subprocess
 import time
 
 import pytest
 
 from helpers.container_images import podman
 from helpers.network import free_port, post_json, wait_until_ready
+from helpers.serving import champion_prediction
 
 pytestmark = [pytest.mark.e2e, pytest.mark.container]
 
@@ -29,21 +29,7 @@ def test_the_image_builds_runs_as_non_root_and_serves_the_champion(serving_image
         example = (project / "models" / "champion" / "example_request.json").read_bytes()
         status, answer = post_json(f"{url}/predict", example)
         assert status == 200, answer
-        expected = subprocess.run(
-            [
-                str(project / ".venv" / "bin" / "python"),
-                "-c",
-                "import json, joblib, pandas as pd\n"
-                "model = joblib.load('models/champion/model.joblib')\n"
-                "row = json.load(open('models/champion/example_request.json'))\n"
-                "print(model.predict(pd.DataFrame([row]))[0])",
-            ],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        assert str(answer["prediction"]) == expected
+        assert str(answer["prediction"]) == champion_prediction(project)
         assert answer["model_alias"] == "champion"
         assert podman("exec", name, "id", "-u").stdout.strip() != "0"
         assert podman("healthcheck", "run", name, check=False).returncode == 0

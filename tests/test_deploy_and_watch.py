@@ -13,7 +13,6 @@ import copy
 import json
 import math
 import re
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -24,41 +23,19 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
+from helpers.kubernetes import by_kind, manifests
 from helpers.network import post_json, wait_until
 from helpers.prometheus_server import Prometheus, require
 from helpers.serving import make_serve
 
-IMAGE = "registry.example.com/team/model:v1.2.3"
+# A registry with a port and a tag YAML would read as a number: both must reach the Deployment.
+IMAGE = "registry.example.com:5000/team/model:2026.12"
 # PromQL's own words: what is left of an expression without them are metric names.
 PROMQL_WORDS = {
     "sum", "max", "min", "avg", "count", "rate", "irate", "increase", "deriv",
     "histogram_quantile", "absent", "by", "without", "on", "ignoring", "bool",
     "and", "or", "unless", "group_left", "group_right", "offset",
 }  # fmt: skip
-
-
-def manifests(project: Path) -> tuple[list[dict], bool]:
-    """The documents deploy/k8s/ builds to, and whether kustomize built them.
-
-    With no kubectl here (Debian does not package it), the kustomization's resources
-    are read as they are, without the image override.
-    """
-    if shutil.which("kubectl"):
-        built = subprocess.run(
-            ["make", "--no-print-directory", "k8s-manifests", f"IMAGE={IMAGE}"],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return [doc for doc in yaml.safe_load_all(built.stdout) if doc], True
-    base = project / "deploy" / "k8s"
-    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
-    return [yaml.safe_load((base / name).read_text()) for name in kustomization["resources"]], False
-
-
-def by_kind(documents: list[dict]) -> dict[str, dict]:
-    return {document["kind"]: document for document in documents}
 
 
 def metric_names(expression: str) -> set[str]:
@@ -96,7 +73,7 @@ def alert_rules(project: Path) -> list[dict]:
 
 def test_every_manifest_validates_against_the_kubernetes_schemas(render_project) -> None:
     project = render_project()
-    documents, built = manifests(project)
+    documents, built = manifests(project, IMAGE)
     version = latest_version()
     for document in documents:
         kubernetes_validate.validate(document, version, strict=True)

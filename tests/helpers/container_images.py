@@ -22,6 +22,8 @@ PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(SCRIPTS / "containers.conf")}
 FROM_LINE = re.compile(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
 PYTHON_IMAGE = re.compile(r"^python:(\d+\.\d+)-slim-bookworm$")
 LOCK = TEMPLATE_ROOT / ".tools" / "base-images.lock"
+# Where Debian's catatonit package puts the binary, by release.
+CATATONIT = ("/usr/bin/catatonit", "/usr/libexec/podman/catatonit")
 UV_IMAGE = re.compile(r"^ghcr\.io/astral-sh/uv:(\d+\.\d+\.\d+)$")
 
 
@@ -40,15 +42,28 @@ def podman(*arguments: str, timeout: int = 900, check: bool = True) -> subproces
     return result
 
 
+def missing_engine(reason: str) -> None:
+    """Skip with ``reason``; CI (REQUIRE_CONTAINER_TESTS=1) fails instead."""
+    if os.environ.get("REQUIRE_CONTAINER_TESTS"):
+        pytest.fail(reason)
+    # A developer without podman still runs every other test; CI sets
+    # REQUIRE_CONTAINER_TESTS, so there this can never pass by being skipped.
+    pytest.skip(reason)
+
+
 def require_container_engine() -> None:
     """podman, or a skip with the reason; CI (REQUIRE_CONTAINER_TESTS=1) fails instead."""
     if shutil.which("podman") is None or shutil.which("debootstrap") is None:
-        reason = "podman and debootstrap are needed; .ci/run installs them with apt"
-        if os.environ.get("REQUIRE_CONTAINER_TESTS"):
-            pytest.fail(reason)
-        # A developer without podman still runs every other test; CI sets
-        # REQUIRE_CONTAINER_TESTS, so there this can never pass by being skipped.
-        pytest.skip(reason)
+        missing_engine("podman and debootstrap are needed; .ci/run installs them with apt")
+
+
+def require_pod_support() -> None:
+    """What `podman kube play` needs beyond podman: catatonit, the pause process of a
+    pod's infra container ("finding pause binary: catatonit" otherwise). A skip with the
+    reason, or a failure under REQUIRE_CONTAINER_TESTS=1."""
+    require_container_engine()
+    if not any(Path(path).is_file() for path in CATATONIT):
+        missing_engine("podman kube play needs catatonit; .ci/run installs it with apt")
 
 
 def base_images(dockerfile: str) -> list[str]:

@@ -1,6 +1,7 @@
 """A generated project's own `make serve`, on a free loopback port."""
 
 import contextlib
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,3 +39,23 @@ def served_answers(
     """
     with make_serve(project, log) as url:
         return [post_json(f"{url}/predict", body) for body in bodies]
+
+
+def champion_prediction(project: Path) -> str:
+    """What the project's champion predicts for its example request
+    (models/champion/example_request.json), computed in the project's own environment
+    without the service: the answer a served prediction must equal."""
+    return subprocess.run(
+        [
+            str(project / ".venv" / "bin" / "python"),
+            "-c",
+            "import json, joblib, pandas as pd\n"
+            "model = joblib.load('models/champion/model.joblib')\n"
+            "row = json.load(open('models/champion/example_request.json'))\n"
+            "print(model.predict(pd.DataFrame([row]))[0])",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
