@@ -75,7 +75,8 @@ def main() -> None:
             trained = cluster.train(build_model(params), params, address)
         except cluster.ClusterError as error:
             raise SystemExit(f"train: {error}") from None
-        model, features, rows = trained.model, trained.sample[params.data.input_columns], trained.rows
+        model, rows = trained.model, trained.rows
+        features = trained.sample[params.data.input_columns]
         cluster_tags = trained.tags()
         where = f" on the Dask cluster {address} (workers {cluster_tags['dask.workers']})"
     else:
