@@ -25,6 +25,9 @@ class DaskCluster:
     uv: str
     logs: Path
     scheduler_port: int = field(default_factory=free_port)
+    # Each worker's --memory-limit (such as "400MiB"); None leaves Dask's default (the
+    # machine's memory shared between workers). The nanny restarts a worker past 95% of it.
+    memory_limit: str | None = None
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -63,6 +66,7 @@ class DaskCluster:
             self.spawn(
                 f"worker-{number}", "worker", self.address, "--host", "127.0.0.1",
                 "--nworkers", "1", "--nthreads", "1", "--dashboard-address", "127.0.0.1:0",
+                *(["--memory-limit", self.memory_limit] if self.memory_limit else []),
             )  # fmt: skip
         wait_until(
             lambda: len(self.worker_addresses()) == workers,

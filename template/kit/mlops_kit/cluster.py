@@ -68,10 +68,11 @@ class ClusterFit:
         }
 
 
-def dask_twin(estimator: BaseEstimator) -> tuple[str, type]:
+def dask_twin(estimator: BaseEstimator, name: str | None = None) -> tuple[str, type]:
     """The family of ``estimator`` (``lightgbm`` or ``xgboost``) and its Dask estimator class.
 
-    Raises ``ClusterError`` naming the families that train on a cluster otherwise.
+    Raises ``ClusterError`` naming the families that train on a cluster otherwise; ``name``
+    is how the message calls the estimator (its config's ``_target_``).
     """
     import lightgbm
     import xgboost
@@ -89,7 +90,7 @@ def dask_twin(estimator: BaseEstimator) -> tuple[str, type]:
             return "xgboost", xgboost.dask.DaskXGBClassifier
         if isinstance(estimator, xgboost.XGBRegressor):
             return "xgboost", xgboost.dask.DaskXGBRegressor
-    name = f"{type(estimator).__module__}.{type(estimator).__name__}"
+    name = name or type(estimator).__name__
     raise ClusterError(
         f"{name} cannot train on a Dask cluster; the families that can are {CLUSTER_FAMILIES} "
         "(conf/model/): choose one (`dvc exp run -S model=lightgbm`, or `model:` in "
@@ -126,13 +127,14 @@ def preprocessing_sample(frame: Any, rows: int, sample_rows: int, seed: int) -> 
     return sample.compute().reset_index(drop=True)
 
 
-def transformed(preprocessor: Any, columns: list[str], width: int) -> Any:
+def transformed(preprocessor: Any, columns: list[str]) -> Any:
     """A function applying the fitted ``preprocessor`` to one partition: float64 rows."""
 
-    def transform(partition: pd.DataFrame) -> np.ndarray:
+    # Dask names a partition's task after this function: training_workers looks for it.
+    def transform_partition(partition: pd.DataFrame) -> np.ndarray:
         return np.asarray(preprocessor.transform(partition[columns]), dtype=np.float64)
 
-    return transform
+    return transform_partition
 
 
 def label_column(target: str) -> Any:
@@ -185,7 +187,7 @@ def fit_on_cluster(model: Pipeline, params: Params, client: Any) -> ClusterFit:
     preprocessor.fit(sample[columns], sample[data.target])
     width = np.asarray(preprocessor.transform(sample[columns].head(1))).shape[1]
     features = frame.map_partitions(
-        transformed(preprocessor, columns, width), meta=np.empty((0, width), dtype=np.float64)
+        transformed(preprocessor, columns), meta=np.empty((0, width), dtype=np.float64)
     )
     classes = None
     if data.is_classification and family == "xgboost":
@@ -199,7 +201,12 @@ def fit_on_cluster(model: Pipeline, params: Params, client: Any) -> ClusterFit:
         # `frame[target]` alone lets Dask merge the narrow column's partitions.
         meta = np.empty((0,), dtype=sample[data.target].to_numpy().dtype)
         target = frame.map_partitions(label_column(data.target), meta=meta)
-    twin_estimator = twin(**estimator.get_params())
+    settings = estimator.get_params()
+    if family == "lightgbm":
+        # LightGBM's Dask estimator runs as many threads as each worker has (it warns
+        # that it ignores n_jobs): the cluster's sizing, not the config's, decides.
+        settings.pop("n_jobs", None)
+    twin_estimator = twin(**settings)
     with get_task_stream(client) as stream:
         trained = twin_estimator.fit(features, target)
     if family == "lightgbm":
@@ -218,14 +225,18 @@ def fit_on_cluster(model: Pipeline, params: Params, client: Any) -> ClusterFit:
 
 
 def training_workers(tasks: list[dict[str, Any]]) -> list[str]:
-    """The workers that ran a training task (LightGBM's ``_train_part``, XGBoost's train)."""
-    found = {task["worker"] for task in tasks if "train" in str(task.get("key", "")).lower()}
+    """The workers that computed a transformed partition during the fit, from its task stream.
+
+    LightGBM and XGBoost both train each worker on the partitions it holds, and only
+    the workers holding some: these are the workers that trained.
+    """
+    found = {task["worker"] for task in tasks if "transform_partition" in str(task.get("key"))}
     return sorted(found)
 
 
 def train(model: Pipeline, params: Params, address: str) -> ClusterFit:
     """Join the scheduler at ``address`` and fit ``model`` there; the client is closed after."""
-    dask_twin(model.steps[-1][1])  # refuse another family before connecting
+    dask_twin(model.steps[-1][1], params.model.get("_target_"))  # refused before connecting
     client = connect(address, params.train.cluster.connect_timeout_seconds)
     with client:
         workers = len(client.scheduler_info()["workers"])
