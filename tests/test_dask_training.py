@@ -19,10 +19,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from helpers.commands import developer_environment, in_project, run_make
-from helpers.dask_cluster import DaskCluster
+from helpers.dask_cluster import DaskCluster, train_lightgbm_on
 from helpers.network import free_port
 from helpers.template import uv_executable
 
@@ -85,24 +84,6 @@ print(int(pd.read_parquet(path).memory_usage(deep=True).sum()), pq.ParquetFile(p
 """
 
 
-def configure(project: Path, source: str) -> None:
-    """conf/: the synthetic table as data.source, LightGBM, small row groups (what a user edits:
-    `make pipeline` composes params.yaml from conf/ again)."""
-    config = project / "conf" / "config.yaml"
-    config.write_text(re.sub(r"(?m)^  - model: \w+$", "  - model: lightgbm", config.read_text()))
-    dataset = yaml.safe_load((project / "params.yaml").read_text())["data"]["name"]
-    data_file = next((project / "conf" / "data").glob("*.yaml"))
-    data_text = data_file.read_text()
-    assert re.search(r"(?m)^source: ", data_text), (dataset, data_file)
-    data_file.write_text(re.sub(r"(?m)^source: .*$", f"source: {source}", data_text))
-    train = project / "conf" / "train" / "default.yaml"
-    train.write_text(
-        re.sub(
-            r"(?m)^  partition_rows: \d+$", f"  partition_rows: {PARTITION_ROWS}", train.read_text()
-        )
-    )
-
-
 def peak_mib(command: list[str], project: Path) -> float:
     """Run ``command`` in the project; the peak resident memory of its process tree, MiB."""
     with open(project / "single-machine.log", "w") as log:
@@ -124,7 +105,7 @@ def test_make_pipeline_trains_lightgbm_on_a_memory_limited_dask_cluster(
         (project / recorded).unlink()
     synthetic = run_make(project, "synthetic", f"ROWS={ROWS}")
     source = re.search(r"-> (\S+\.parquet)", synthetic.stdout).group(1)
-    configure(project, source)
+    train_lightgbm_on(project, source, PARTITION_ROWS)
     run_make(project, "params")
     in_project(project, "dvc", "repro", "split")
     table_bytes, row_groups = map(

@@ -107,3 +107,21 @@ class DaskCluster:
         """End every process group started here, workers first."""
         for process in reversed(self.processes):
             stop_process(process)
+
+
+def train_lightgbm_on(project: Path, source: str, partition_rows: int) -> None:
+    """Edit conf/ of ``project``: ``source`` as data.source, conf/model/lightgbm, and train
+    splits written in row groups (partitions) of ``partition_rows``.
+
+    conf/, not params.yaml: `make pipeline` composes params.yaml from conf/ again.
+    """
+    config = project / "conf" / "config.yaml"
+    config.write_text(re.sub(r"(?m)^  - model: \w+$", "  - model: lightgbm", config.read_text()))
+    data_file = next((project / "conf" / "data").glob("*.yaml"))
+    data_text = data_file.read_text()
+    if not re.search(r"(?m)^source: ", data_text):
+        raise ValueError(f"{data_file} has no source: line to point at {source}")
+    data_file.write_text(re.sub(r"(?m)^source: .*$", f"source: {source}", data_text))
+    train = project / "conf" / "train" / "default.yaml"
+    pattern = r"(?m)^  partition_rows: \d+$"
+    train.write_text(re.sub(pattern, f"  partition_rows: {partition_rows}", train.read_text()))
