@@ -107,7 +107,11 @@ def test_make_pipeline_trains_lightgbm_on_a_memory_limited_dask_cluster(
     source = re.search(r"-> (\S+\.parquet)", synthetic.stdout).group(1)
     train_lightgbm_on(project, source, PARTITION_ROWS)
     run_make(project, "params")
-    in_project(project, "dvc", "repro", "split")
+    # Through uv run, as `make` runs it: DVC's stages call `python` from the project's env.
+    subprocess.run(
+        [uv_executable(), "run", "--frozen", "dvc", "repro", "split"],
+        cwd=project, env=developer_environment(), check=True, capture_output=True,
+    )  # fmt: skip
     table_bytes, row_groups = map(
         int, in_project(project, "python", "-c", TABLE_BYTES).stdout.split()
     )
