@@ -8,6 +8,7 @@ test checks with ``ss``); ``DaskCluster.stop`` ends each process group it starte
 whatever happened.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,6 +29,10 @@ class DaskCluster:
     # Each worker's --memory-limit (such as "400MiB"); None leaves Dask's default (the
     # machine's memory shared between workers). The nanny restarts a worker past 95% of it.
     memory_limit: str | None = None
+    # Dask pauses a worker at 80% of its limit; a paused worker starts no task, and
+    # LightGBM's collective then waits for a peer that never joins. False leaves only
+    # the nanny's restart at 95% (distributed.worker.memory.pause: false).
+    pause: bool = True
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -38,10 +43,14 @@ class DaskCluster:
     def spawn(self, name: str, *arguments: str) -> subprocess.Popen:
         """Start ``dask <arguments>`` in its own session, its output in ``logs/<name>.log``."""
         self.logs.mkdir(parents=True, exist_ok=True)
+        environment = dict(os.environ)
+        if not self.pause:
+            environment["DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE"] = "False"
         with (self.logs / f"{name}.log").open("w") as log:
             process = subprocess.Popen(
                 [self.uv, "run", "--frozen", "--group", "sweep", "dask", *arguments],
                 cwd=self.project,
+                env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
