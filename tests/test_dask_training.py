@@ -153,7 +153,7 @@ def test_make_pipeline_trains_lightgbm_on_a_memory_limited_dask_cluster(
     assert set(tags["dask.workers"].split(",")) == workers
     assert int(tags["dask.partitions"]) == row_groups
     # The cluster's model was registered and, meeting the gate, became the champion.
-    assert record["aliases"]["champion"] == record["registration"]["version"]
+    assert str(record["aliases"]["champion"]) == record["registration"]["version"]
     promotion = json.loads((project / "reports" / "promotion.json").read_text())
     assert promotion["promote"] is True, promotion["reasons"]
 
