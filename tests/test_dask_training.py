@@ -63,7 +63,8 @@ sys.path.insert(0, "tests")
 from test_compiled import assert_same, expected, records
 from mlops_kit.bundle import read_metadata
 from mlops_kit.config import load_params
-from mlops_kit.predictor import load_predictor, plain
+from mlops_kit.export import plain
+from mlops_kit.predictor import load_predictor
 params = load_params()
 bundle = params.paths.bundle
 metadata = read_metadata(bundle)
