@@ -71,7 +71,7 @@ demo: dev ## Render a project with the defaults into .demo/ and run its golden p
 	@cat $(DEMO_DIR)/reports/metrics.json
 
 .PHONY: bench
-bench: bench-startup bench-floors bench-scale bench-score bench-families bench-serving ## Run every benchmark; results in benchmarks/results/, tables in the docs
+bench: bench-startup bench-floors bench-scale bench-dask bench-score bench-families bench-serving ## Run every benchmark; results in benchmarks/results/, tables in the docs
 	$(BENCH) benchmarks/report.py
 
 .PHONY: bench-startup
@@ -102,6 +102,10 @@ bench-template: dev ## Time the template's own suite once on a fresh clone, as C
 .PHONY: bench-scale
 bench-scale: dev ## The pipeline per stage on 100k and 1M synthetic rows: time and peak memory (3 runs)
 	$(BENCH) benchmarks/scale.py
+
+.PHONY: bench-dask
+bench-dask: dev ## LightGBM on two local Dask workers against one machine: holdout metric within the folds' spread
+	$(BENCH) benchmarks/dask_training.py
 
 .PHONY: bench-serving
 bench-serving: dev ## Benchmark the generated service against a FastAPI baseline (needs wrk)

@@ -137,6 +137,30 @@ def scale_table(report: dict) -> str:
     )
 
 
+def dask_training_table(report: dict) -> str:
+    """Holdout metric of LightGBM on two Dask workers and on one machine, against the folds."""
+    metric, folds = report["metric"], report["folds"]
+    seconds = report["train_seconds"]
+    lines = [
+        row(["Training", f"holdout {metric}", "train stage (s)"]),
+        row(["---", "---:", "---:"]),
+        row(["one machine", f"{report['single']:.4f}", f"{seconds['single']:.1f}"]),
+        row([f"Dask, {report['workers']} local workers", f"{report['dask']:.4f}",
+             f"{seconds['dask']:.1f}"]),
+    ]  # fmt: skip
+    rows = f"{report['train_rows']:,} training rows ({report['rows']:,} synthetic"
+    rows += (
+        f", partitions of {report['partition_rows']:,}), {report['holdout_rows']:,} holdout rows."
+    )
+    cv = f"The single-machine model's {len(folds['scores'])} cross-validation folds on the"
+    cv += f" train split: {metric} {folds['mean']:.4f}, from {folds['min']:.4f} to"
+    cv += f" {folds['max']:.4f} (spread {folds['spread']:.4f})."
+    met = "yes" if report["met"] else "no"
+    verdict_line = f"Dask minus one machine on the holdout: {report['difference']:+.4f}"
+    verdict_line += f" (target: within the folds' spread: {met})."
+    return "\n".join(lines) + f"\n\n{rows} {cv} {verdict_line}"
+
+
 def serving_table(report: dict) -> str:
     """Requests per second and latency of each server at each connection count."""
     lines = [
@@ -388,6 +412,7 @@ def families_table(report: dict) -> str:
 
 
 TABLES: dict[str, Callable[[dict], str]] = {
+    "dask_training": dask_training_table,
     "families": families_table,
     "floors": floors_table,
     "startup": startup_table,

@@ -8,6 +8,7 @@ test checks with ``ss``); ``DaskCluster.stop`` ends each process group it starte
 whatever happened.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -25,6 +26,13 @@ class DaskCluster:
     uv: str
     logs: Path
     scheduler_port: int = field(default_factory=free_port)
+    # Each worker's --memory-limit (such as "400MiB"); None leaves Dask's default (the
+    # machine's memory shared between workers). The nanny restarts a worker past 95% of it.
+    memory_limit: str | None = None
+    # Dask pauses a worker at 80% of its limit; a paused worker starts no task, and
+    # LightGBM's collective then waits for a peer that never joins. False leaves only
+    # the nanny's restart at 95% (distributed.worker.memory.pause: false).
+    pause: bool = True
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -35,10 +43,14 @@ class DaskCluster:
     def spawn(self, name: str, *arguments: str) -> subprocess.Popen:
         """Start ``dask <arguments>`` in its own session, its output in ``logs/<name>.log``."""
         self.logs.mkdir(parents=True, exist_ok=True)
+        environment = dict(os.environ)
+        if not self.pause:
+            environment["DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE"] = "False"
         with (self.logs / f"{name}.log").open("w") as log:
             process = subprocess.Popen(
                 [self.uv, "run", "--frozen", "--group", "sweep", "dask", *arguments],
                 cwd=self.project,
+                env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -63,6 +75,7 @@ class DaskCluster:
             self.spawn(
                 f"worker-{number}", "worker", self.address, "--host", "127.0.0.1",
                 "--nworkers", "1", "--nthreads", "1", "--dashboard-address", "127.0.0.1:0",
+                *(["--memory-limit", self.memory_limit] if self.memory_limit else []),
             )  # fmt: skip
         wait_until(
             lambda: len(self.worker_addresses()) == workers,
@@ -103,3 +116,21 @@ class DaskCluster:
         """End every process group started here, workers first."""
         for process in reversed(self.processes):
             stop_process(process)
+
+
+def train_lightgbm_on(project: Path, source: str, partition_rows: int) -> None:
+    """Edit conf/ of ``project``: ``source`` as data.source, conf/model/lightgbm, and train
+    splits written in row groups (partitions) of ``partition_rows``.
+
+    conf/, not params.yaml: `make pipeline` composes params.yaml from conf/ again.
+    """
+    config = project / "conf" / "config.yaml"
+    config.write_text(re.sub(r"(?m)^  - model: \w+$", "  - model: lightgbm", config.read_text()))
+    data_file = next((project / "conf" / "data").glob("*.yaml"))
+    data_text = data_file.read_text()
+    if not re.search(r"(?m)^source: ", data_text):
+        raise ValueError(f"{data_file} has no source: line to point at {source}")
+    data_file.write_text(re.sub(r"(?m)^source: .*$", f"source: {source}", data_text))
+    train = project / "conf" / "train" / "default.yaml"
+    pattern = r"(?m)^  partition_rows: \d+$"
+    train.write_text(re.sub(pattern, f"  partition_rows: {partition_rows}", train.read_text()))

@@ -64,10 +64,14 @@ def load_source(path: Path) -> pd.DataFrame:
     return frame
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write a DataFrame as Parquet, creating the parent folder."""
+def write_table(frame: pd.DataFrame, path: Path, row_group_rows: int | None = None) -> None:
+    """Write a DataFrame as Parquet, creating the parent folder.
+
+    ``row_group_rows`` bounds the rows of a row group (pyarrow's default: about a million),
+    which training on a cluster reads as one partition each.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    frame.to_parquet(path, index=False, row_group_size=row_group_rows)
 
 
 def prepare(data: DataConfig, output: Path) -> pd.DataFrame:
@@ -122,7 +126,7 @@ def split_stage(frame: pd.DataFrame, params: Params) -> str:
             f"{len(train_set) - len(kept)} training rows equal to holdout rows left out"
         )
         train_set = kept
-    write_table(train_set, params.paths.train)
+    write_table(train_set, params.paths.train, params.train.cluster.partition_rows)
     write_table(test_set, params.paths.test)
     return f"split: {len(train_set)} train rows, {len(test_set)} test rows; {note}"
 

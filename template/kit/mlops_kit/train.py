@@ -3,9 +3,14 @@
 ``python -m mlops_kit.train`` is the DVC stage. It writes the fitted pipeline
 (for evaluation and serving) and a registration record naming the MLflow run
 and model version the evaluation stage reports to.
+
+With ``DASK_SCHEDULER_ADDRESS`` set (``make pipeline CLUSTER=tcp://host:8786``) the
+model is fitted on that Dask cluster instead (``cluster.py``: LightGBM and XGBoost),
+into the same kind of pipeline; the run is tagged with the cluster's workers.
 """
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +64,28 @@ def main() -> None:
     from mlops_kit import registry
 
     params = load_params()
-    train_set = pd.read_parquet(params.paths.train)
-    model = fit(train_set, params)
+    # The same variable `make sweep` joins a cluster with; cluster.py (and Dask) is
+    # imported only when it is set, so single-machine training never needs Dask.
+    address = os.environ.get("DASK_SCHEDULER_ADDRESS")
+    cluster_tags: dict[str, str] = {}
+    if address:
+        from mlops_kit import cluster
+
+        try:
+            trained = cluster.train(build_model(params), params, address)
+        except cluster.ClusterError as error:
+            raise SystemExit(f"train: {error}") from None
+        model, rows = trained.model, trained.rows
+        features = trained.sample[params.data.input_columns]
+        cluster_tags = trained.tags()
+        where = f" on the Dask cluster {address} (workers {cluster_tags['dask.workers']})"
+    else:
+        train_set = pd.read_parquet(params.paths.train)
+        model = fit(train_set, params)
+        (features, _), rows, where = features_and_target(train_set, params), len(train_set), ""
     params.paths.model.parent.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, params.paths.model)
 
-    features, _ = features_and_target(train_set, params)
     logged_params = flatten(params.model_dump(mode="json", include={"data", "model", "train"}))
     data_versions = {
         "data.train_md5": file_md5(params.paths.train),
@@ -75,7 +96,7 @@ def main() -> None:
         features,
         params,
         logged_params,
-        data_versions,
+        {**data_versions, **cluster_tags},
         Path("params.yaml"),
         version_tags=lineage_of(model, params).tags(),
     )
@@ -84,7 +105,7 @@ def main() -> None:
     registration = {**registration, "git_commit": registry.git_commit(), "data": data_versions}
     strict_json.write(params.paths.registration, registration)
     print(
-        f"train: {params.model['_target_']} on {len(train_set)} rows; "
+        f"train: {params.model['_target_']} on {rows} rows{where}; "
         f"registered {registration['model_name']} v{registration['version']} "
         f"as '{params.mlflow.challenger_alias}'"
     )

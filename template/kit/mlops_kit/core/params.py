@@ -73,12 +73,23 @@ class SchemaConfig(Strict):
     columns: dict[str, ColumnSchema]
 
 
+class ClusterTrainConfig(Strict):
+    """Training on a Dask cluster (``DASK_SCHEDULER_ADDRESS``): partitions and sampling."""
+
+    # Rows per Parquet row group of the train split: one Dask partition each.
+    partition_rows: int = Field(ge=1)
+    # Rows of the train split the preprocessing is fitted on.
+    preprocess_sample_rows: int = Field(ge=1)
+    connect_timeout_seconds: float = Field(gt=0)
+
+
 class TrainConfig(Strict):
     """Split and reproducibility settings."""
 
     seed: int
     test_size: float = Field(gt=0.0, lt=1.0)
     stratify: bool = True
+    cluster: ClusterTrainConfig
 
 
 class Threshold(Strict):
