@@ -16,7 +16,14 @@ import pandas as pd
 from mlops_kit.bundle import METADATA_FILE, MODEL_FILE
 from mlops_kit.core.lineage import input_columns_of
 from mlops_kit.core.params import Params
-from mlops_kit.evaluate import Predictions, grouped_scores, plot_tables, score, slice_scores
+from mlops_kit.evaluate import (
+    Predictions,
+    grouped_scores,
+    plot_tables,
+    same_rows,
+    score,
+    slice_scores,
+)
 from mlops_kit.train import file_md5
 
 
@@ -112,6 +119,14 @@ def champion_facts(params: Params) -> tuple[dict, dict[str, pd.DataFrame], list]
     # One set of predictions on the test split serves its scores, slices, parity and charts.
     predictions = Predictions(model, test, params)
     tables = plot_tables(model, test, params, predictions)
+    test_scores = score(model, test, params, predictions)
+    # A holdout frozen from this very test split (the first run on new data) scores the same.
+    if holdout is None:
+        holdout_scores = None
+    elif same_rows(holdout, test):
+        holdout_scores = test_scores
+    else:
+        holdout_scores = score(model, holdout, params)
     provenance = metadata.get("provenance") or {}
     facts = {
         "model": {
@@ -131,8 +146,8 @@ def champion_facts(params: Params) -> tuple[dict, dict[str, pd.DataFrame], list]
             "source": str(params.data.source),
         },
         "quality": {
-            "test": score(model, test, params, predictions),
-            "holdout": None if holdout is None else score(model, holdout, params),
+            "test": test_scores,
+            "holdout": holdout_scores,
             "slices": slice_scores(model, test, params, predictions),
             "parity": parity_scores(model, test, params, predictions),
         },
