@@ -59,15 +59,89 @@ def regression_metrics(model: Pipeline, features: pd.DataFrame, target: pd.Serie
     return score_predictions(metrics_table, target, model.predict(features))
 
 
-def score(model: Pipeline, table: pd.DataFrame, params: Params) -> dict:
-    """The task's metrics of ``model`` on ``table``, given the columns it was trained on."""
-    features, target = table[input_columns_of(model, params)], table[params.data.target]
-    scorer = classification_metrics if params.data.is_classification else regression_metrics
-    return scorer(model, features, target)
+# Classifiers whose ``predict`` is, in their own code, ``classes_[argmax(predict_proba)]``
+# (first maximum on ties, as numpy's): their labels are read off the probabilities,
+# which spares a second pass over the trees on a large table.
+ARGMAX_CLASSIFIERS = frozenset(
+    {
+        "lightgbm.sklearn.LGBMClassifier",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.ensemble._forest.ExtraTreesClassifier",
+        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+    }
+)
 
 
-def groups_of(table: pd.DataFrame, column: str, bins: int) -> dict[str, pd.DataFrame]:
-    """The rows of ``table`` per value of ``column``, by label.
+def predicts_argmax(model: Pipeline) -> bool:
+    """Whether ``model`` (a pipeline or an estimator) labels rows by their most probable class."""
+    estimator = model[-1] if hasattr(model, "steps") else model
+    kind = type(estimator)
+    return f"{kind.__module__}.{kind.__qualname__}" in ARGMAX_CLASSIFIERS
+
+
+class Predictions:
+    """A model's predictions on a table, made once and scored on the whole table or its slices.
+
+    Scoring a table, its slices, its parity groups and its charts all need the same
+    predictions; at millions of rows each ``predict`` costs seconds, so they are made
+    at most once per model and table (probabilities too, and only when a metric or a
+    chart asks for them). ``model`` is given the columns it was fitted on: a champion
+    may have learned columns the configuration no longer lists.
+    """
+
+    def __init__(self, model: Pipeline, table: pd.DataFrame, params: Params):
+        self.model, self.params = model, params
+        self.features = table[input_columns_of(model, params)]
+        self.target = table[params.data.target]
+        self._predicted: np.ndarray | None = None
+        self._probabilities: np.ndarray | None = None
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """``model.predict`` of every row."""
+        if self._predicted is None:
+            if self.params.data.is_classification and predicts_argmax(self.model):
+                best = np.argmax(self.probabilities, axis=1)
+                self._predicted = np.asarray(self.model.classes_).take(best)
+            else:
+                self._predicted = np.asarray(self.model.predict(self.features))
+        return self._predicted
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """``model.predict_proba`` of every row (classifiers)."""
+        if self._probabilities is None:
+            self._probabilities = np.asarray(self.model.predict_proba(self.features))
+        return self._probabilities
+
+    def scores(self, rows: np.ndarray | None = None) -> dict:
+        """The task's metrics (``metrics.py``) on the rows at positions ``rows`` (None: all)."""
+        target = self.target if rows is None else self.target.iloc[rows]
+        predicted = self.predicted if rows is None else self.predicted[rows]
+        if not self.params.data.is_classification:
+            return score_predictions(team.task_metrics(is_classification=False), target, predicted)
+        return score_predictions(
+            team.task_metrics(is_classification=True),
+            target,
+            predicted,
+            probabilities=lambda: self.probabilities if rows is None else self.probabilities[rows],
+            classes=list(self.model.classes_),
+        )
+
+
+def score(
+    model: Pipeline, table: pd.DataFrame, params: Params, predictions: Predictions | None = None
+) -> dict:
+    """The task's metrics of ``model`` on ``table``, given the columns it was trained on.
+
+    ``predictions``, of ``model`` on ``table``, are reused when given.
+    """
+    return (predictions or Predictions(model, table, params)).scores()
+
+
+def group_positions(table: pd.DataFrame, column: str, bins: int) -> dict[str, np.ndarray]:
+    """The positions of the rows of ``table`` per value of ``column``, by label.
 
     A numeric column with more distinct values than ``bins`` is cut into that many
     quantile bins (labelled by interval), so a continuous column slices too.
@@ -75,46 +149,64 @@ def groups_of(table: pd.DataFrame, column: str, bins: int) -> dict[str, pd.DataF
     values = table[column]
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > bins:
         values = pd.qcut(values, q=bins, duplicates="drop").astype(str)
+    # Grouping the positions, not the table, copies no column of it per group.
+    positions = pd.Series(np.arange(len(table)), index=table.index)
     return {
-        str(value): rows
-        for value, rows in table.groupby(values, dropna=False, sort=True, observed=True)
+        str(value): rows.to_numpy()
+        for value, rows in positions.groupby(values, dropna=False, sort=True, observed=True)
     }
 
 
-def slice_scores(model: Pipeline, table: pd.DataFrame, params: Params) -> dict:
+def groups_of(table: pd.DataFrame, column: str, bins: int) -> dict[str, pd.DataFrame]:
+    """The rows of ``table`` per value of ``column``, by label (see ``group_positions``)."""
+    return {label: table.iloc[rows] for label, rows in group_positions(table, column, bins).items()}
+
+
+def grouped_scores(predictions: Predictions, table: pd.DataFrame, column: str) -> dict:
+    """Metrics per group of ``column`` (see ``group_positions``), with each group's row count."""
+    groups = group_positions(table, column, predictions.params.data.slice_bins)
+    return {
+        label: {"rows": len(rows), **predictions.scores(rows)} for label, rows in groups.items()
+    }
+
+
+def slice_scores(
+    model: Pipeline, table: pd.DataFrame, params: Params, predictions: Predictions | None = None
+) -> dict:
     """Metrics per slice of ``data.slice_column``, with each slice's row count.
 
-    Empty when the dataset has no slice column.
+    Empty when the dataset has no slice column. ``predictions``, of ``model`` on
+    ``table``, are reused when given.
     """
     column = params.data.slice_column
     if column is None:
         return {}
-    return {
-        label: {"rows": len(rows), **score(model, rows, params)}
-        for label, rows in groups_of(table, column, params.data.slice_bins).items()
-    }
+    return grouped_scores(predictions or Predictions(model, table, params), table, column)
 
 
-def plot_tables(model: Pipeline, table: pd.DataFrame, params: Params) -> dict[Path, pd.DataFrame]:
+def plot_tables(
+    model: Pipeline, table: pd.DataFrame, params: Params, predictions: Predictions | None = None
+) -> dict[Path, pd.DataFrame]:
     """Rows behind the DVC plots: predictions (confusion or scatter) and ROC for classifiers.
 
     ``model`` is given the columns it was fitted on: the report draws the champion,
-    which may have learned columns the configuration no longer lists.
+    which may have learned columns the configuration no longer lists. ``predictions``,
+    of ``model`` on ``table``, are reused when given.
     """
-    features, target = table[input_columns_of(model, params)], table[params.data.target]
-    predicted = model.predict(features)
-    predictions = pd.DataFrame({"actual": target, "predicted": predicted})
+    predictions = predictions or Predictions(model, table, params)
+    target = predictions.target
+    frame = pd.DataFrame({"actual": target, "predicted": predictions.predicted})
     if not params.data.is_classification:
-        predictions["residual"] = predictions["actual"] - predictions["predicted"]
-        return {params.paths.predictions: predictions}
+        frame["residual"] = frame["actual"] - frame["predicted"]
+        return {params.paths.predictions: frame}
     classes = list(model.classes_)
     truth = label_binarize(target, classes=classes)
     if len(classes) == 2:
         truth = np.hstack([1 - truth, truth])
     # Micro-averaged ROC: every (row, class) pair is one binary decision.
-    fpr, tpr, _ = metrics.roc_curve(truth.ravel(), model.predict_proba(features).ravel())
+    fpr, tpr, _ = metrics.roc_curve(truth.ravel(), predictions.probabilities.ravel())
     return {
-        params.paths.predictions: predictions,
+        params.paths.predictions: frame,
         params.paths.roc: pd.DataFrame({"fpr": fpr, "tpr": tpr}),
     }
 
@@ -124,14 +216,28 @@ def write_json(path: Path, content: dict) -> None:
     strict_json.write(path, content, sort_keys=True)
 
 
-def holdout_scores(challenger: Pipeline, champion: Pipeline, params: Params) -> tuple[dict, dict]:
+def holdout_scores(
+    challenger: Pipeline,
+    champion: Pipeline,
+    params: Params,
+    on_test: tuple[pd.DataFrame, dict, dict] | None = None,
+) -> tuple[dict, dict]:
     """Challenger's and champion's metrics on the frozen holdout (``data.split_stage``).
 
     The split stage always writes the holdout before evaluation runs; both models
-    are of the data's lineage here, so both can read it.
+    are of the data's lineage here, so both can read it. ``on_test`` holds the test
+    split and both models' metrics on it: a holdout frozen from that very split (the
+    first run on new data) scores the same, and is not predicted again.
     """
     holdout = pd.read_parquet(params.paths.holdout)
+    if on_test is not None and same_rows(holdout, on_test[0]):
+        return on_test[1], on_test[2]
     return score(challenger, holdout, params), score(champion, holdout, params)
+
+
+def same_rows(table: pd.DataFrame, other: pd.DataFrame) -> bool:
+    """Whether two tables hold the same columns and the same rows in the same order."""
+    return table.shape == other.shape and table.equals(other)
 
 
 def stale_registration(params: Params, client: "MlflowClient", registration: dict) -> None:
@@ -179,10 +285,11 @@ def run_stage() -> None:
     stale_registration(params, client, registration)
     test_set = pd.read_parquet(params.paths.test)
     model = joblib.load(params.paths.model)
-    challenger_scores = score(model, test_set, params)
+    predictions = Predictions(model, test_set, params)
+    challenger_scores = score(model, test_set, params, predictions)
     write_json(params.paths.metrics, challenger_scores)
-    write_json(params.paths.slice_metrics, slice_scores(model, test_set, params))
-    for path, table in plot_tables(model, test_set, params).items():
+    write_json(params.paths.slice_metrics, slice_scores(model, test_set, params, predictions))
+    for path, table in plot_tables(model, test_set, params, predictions).items():
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(path, index=False)
 
@@ -208,7 +315,8 @@ def run_stage() -> None:
             )
         else:
             champion_scores = score(champion_model, test_set, params)
-            holdout = holdout_scores(model, champion_model, params)
+            on_test = (test_set, challenger_scores, champion_scores)
+            holdout = holdout_scores(model, champion_model, params, on_test)
     decision = decide(challenger_scores, champion_scores, params.evaluate, new_lineage, holdout)
     if decision.promote:
         registry.promote(client, params.mlflow, registration["version"])

@@ -230,8 +230,16 @@ def data_lineage(params: Params) -> tuple[Lineage, list[str]]:
     """
     data = params.data
     path = params.paths.train
-    columns = list(pd.read_parquet(path).columns) if path.exists() else data.input_columns
+    columns = parquet_columns(path) if path.exists() else data.input_columns
     return Lineage(data.task, data.target, tuple(data.input_columns), str(data.source)), columns
+
+
+def parquet_columns(path: Path) -> list[str]:
+    """The columns of a Parquet table, read from its schema: no row is loaded."""
+    import pyarrow.parquet as pq
+
+    # pandas stores a non-default index as a column of its own; it is no column of the table.
+    return [name for name in pq.read_schema(path).names if not name.startswith("__index_level_")]
 
 
 def provenance_of(registration: dict) -> dict:
@@ -330,8 +338,9 @@ def export(
     if same:
         reference, example = on_disk[0]["reference"], on_disk[1]
     else:
-        reference = reference_record(pd.read_parquet(params.paths.train), columns)
-        example = example_request(pd.read_parquet(params.paths.test), columns)
+        # Only the model's columns are read: the splits hold millions of rows at scale.
+        reference = reference_record(pd.read_parquet(params.paths.train, columns=columns), columns)
+        example = example_request(pd.read_parquet(params.paths.test, columns=columns), columns)
     challenger_model, challenger = canary_challenger(params, version) or (None, None)
     schema = input_schema(columns, params)
     champion_compiled = compile_model(model, schema, params.data.task, stem=Path(MODEL_FILE).stem)

@@ -16,7 +16,14 @@ import pandas as pd
 from mlops_kit.bundle import METADATA_FILE, MODEL_FILE
 from mlops_kit.core.lineage import input_columns_of
 from mlops_kit.core.params import Params
-from mlops_kit.evaluate import groups_of, plot_tables, score, slice_scores
+from mlops_kit.evaluate import (
+    Predictions,
+    grouped_scores,
+    plot_tables,
+    same_rows,
+    score,
+    slice_scores,
+)
 from mlops_kit.train import file_md5
 
 
@@ -54,15 +61,17 @@ def data_facts(params: Params, train: pd.DataFrame, test: pd.DataFrame, holdout:
     }
 
 
-def parity_scores(model: Any, table: pd.DataFrame, params: Params) -> dict:
-    """Metrics per group of the sensitive attribute, with row counts (empty without one)."""
+def parity_scores(
+    model: Any, table: pd.DataFrame, params: Params, predictions: Predictions | None = None
+) -> dict:
+    """Metrics per group of the sensitive attribute, with row counts (empty without one).
+
+    ``predictions``, of ``model`` on ``table``, are reused when given.
+    """
     column = params.data.sensitive_column
     if column is None or column not in table.columns:
         return {}
-    return {
-        label: {"rows": len(rows), **score(model, rows, params)}
-        for label, rows in groups_of(table, column, params.data.slice_bins).items()
-    }
+    return grouped_scores(predictions or Predictions(model, table, params), table, column)
 
 
 def gaps(groups: dict) -> dict[str, float]:
@@ -107,7 +116,17 @@ def champion_facts(params: Params) -> tuple[dict, dict[str, pd.DataFrame], list]
     train = pd.read_parquet(params.paths.train)
     test = pd.read_parquet(params.paths.test)
     holdout = pd.read_parquet(params.paths.holdout) if params.paths.holdout.exists() else None
-    tables = plot_tables(model, test, params)
+    # One set of predictions on the test split serves its scores, slices, parity and charts.
+    predictions = Predictions(model, test, params)
+    tables = plot_tables(model, test, params, predictions)
+    test_scores = score(model, test, params, predictions)
+    # A holdout frozen from this very test split (the first run on new data) scores the same.
+    if holdout is None:
+        holdout_scores = None
+    elif same_rows(holdout, test):
+        holdout_scores = test_scores
+    else:
+        holdout_scores = score(model, holdout, params)
     provenance = metadata.get("provenance") or {}
     facts = {
         "model": {
@@ -127,10 +146,10 @@ def champion_facts(params: Params) -> tuple[dict, dict[str, pd.DataFrame], list]
             "source": str(params.data.source),
         },
         "quality": {
-            "test": score(model, test, params),
-            "holdout": None if holdout is None else score(model, holdout, params),
-            "slices": slice_scores(model, test, params),
-            "parity": parity_scores(model, test, params),
+            "test": test_scores,
+            "holdout": holdout_scores,
+            "slices": slice_scores(model, test, params, predictions),
+            "parity": parity_scores(model, test, params, predictions),
         },
         "data": data_facts(params, train, test, 0 if holdout is None else len(holdout)),
         "promotion": read_json(params.paths.promotion),
