@@ -428,7 +428,13 @@ def test_every_direct_dependency_is_a_refused_name(render_project: Callable[...,
     pyproject = tomllib.loads((render_project() / "pyproject.toml").read_text())
     requirements = [
         *pyproject["project"]["dependencies"],
-        *(line for group in pyproject["dependency-groups"].values() for line in group),
+        # A group's `{include-group = ...}` entries name groups, not distributions.
+        *(
+            line
+            for group in pyproject["dependency-groups"].values()
+            for line in group
+            if isinstance(line, str)
+        ),
     ]
     distributions = {re.split(r"[\[<>=~!; ]", line)[0].lower() for line in requirements}
     assert {"mlflow", "dvc", "bentoml", "scikit-learn"} <= distributions
