@@ -262,7 +262,9 @@ def run_experiment(best: dict[str, Any], name: str, params: Params, model: str |
     """Run the pipeline with the best trial's hyperparameters as a DVC experiment.
 
     It runs in a temporary copy (``--temp``): the workspace keeps what it had, and
-    ``dvc exp apply <name>`` brings the experiment's results into it.
+    ``dvc exp apply <name>`` brings the experiment's results into it. Its train stage
+    fits on this machine, as each trial did on its worker: the sweep's cluster address
+    is not passed on (``make pipeline CLUSTER=...`` trains on a cluster).
     """
     # The model group first: the values are hyperparameters of the model swept.
     settings = [f"model={model}"] if model else []
@@ -272,7 +274,12 @@ def run_experiment(best: dict[str, Any], name: str, params: Params, model: str |
         command += ["-S", setting]
     print("sweep: " + " ".join(["dvc", *command[3:]]))
     environment = {**os.environ, "MLFLOW_TRACKING_URI": shared_tracking_uri(params)}
-    subprocess.run(command, check=True, env=environment)
+    environment.pop(SCHEDULER_VARIABLE, None)
+    if subprocess.run(command, check=False, env=environment).returncode != 0:
+        raise SystemExit(
+            f"sweep: the trials are logged, but experiment {name} failed (dvc's output is "
+            "above); fix what it names, then `dvc exp run` with the settings printed above"
+        )
     print(
         f"sweep: experiment {name} is in `dvc exp show`; the promotion gate decided on its "
         f"model. `dvc exp apply {name}` brings it into the workspace; to keep these values, "
