@@ -19,12 +19,13 @@ Run with `make bench-dask`.
 import json
 import os
 import re
+import shlex
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from report import dask_training_table
+from scale import measured_run
 from startup import PYTHON_VERSION, render, user_env
 
 from helpers.dask_cluster import DaskCluster, train_lightgbm_on
@@ -77,9 +78,7 @@ def run(command: list[str], project: Path, **environment: str) -> subprocess.Com
 def timed_train(project: Path, uv: str, **environment: str) -> float:
     """Seconds of the train stage (``python -m mlops_kit.train``) with the cluster group."""
     command = [uv, "run", "--frozen", "--group", "cluster", "python", "-m", "mlops_kit.train"]
-    started = time.perf_counter()
-    run(command, project, **environment)
-    return time.perf_counter() - started
+    return measured_run(shlex.join(command), project, **environment)[0]
 
 
 def main() -> None:

@@ -76,8 +76,11 @@ def project_env(project: Path) -> dict[str, str]:
     return {**env, "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{env['PATH']}"}
 
 
-def measured_run(command: str, project: Path) -> tuple[float, float]:
-    """Seconds and peak MiB of a shell command's process tree; fails loudly on error."""
+def measured_run(command: str, project: Path, **environment: str) -> tuple[float, float]:
+    """Seconds and peak MiB of a shell command's process tree; fails loudly on error.
+
+    The command runs in ``project_env`` with ``environment`` added.
+    """
     # stderr goes to a file: a stage writing more than a pipe holds would block wait4.
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
@@ -85,7 +88,7 @@ def measured_run(command: str, project: Path) -> tuple[float, float]:
             command,
             shell=True,
             cwd=project,
-            env=project_env(project),
+            env={**project_env(project), **environment},
             stdout=subprocess.DEVNULL,
             stderr=errors,
         )

@@ -21,10 +21,14 @@ gate, the ONNX export, the parity checks and the service apply unchanged. Other 
 families cannot train on a cluster: ``ClusterError`` says so in one line.
 
 Needs the ``cluster`` dependency group (``dask[dataframe]``, ``distributed``), which
-``make pipeline CLUSTER=...`` installs; single-machine training never imports this module.
+``make pipeline CLUSTER=...`` installs; single-machine training never imports Dask. ``make
+sweep`` joins a cluster through ``joined`` too.
 """
 
+import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +100,11 @@ def dask_twin(estimator: BaseEstimator, name: str | None = None) -> tuple[str, t
         "(conf/model/): choose one (`dvc exp run -S model=lightgbm`, or `model:` in "
         f"conf/config.yaml), or unset {SCHEDULER_VARIABLE} (and CLUSTER=) to train on this machine"
     )
+
+
+def scheduler_address() -> str | None:
+    """The scheduler ``DASK_SCHEDULER_ADDRESS`` names (``CLUSTER=`` sets it), if any."""
+    return os.environ.get(SCHEDULER_VARIABLE) or None
 
 
 def connect(address: str, timeout_seconds: float) -> Any:
@@ -234,16 +243,25 @@ def training_workers(tasks: list[dict[str, Any]]) -> list[str]:
     return sorted(found)
 
 
-def train(model: Pipeline, params: Params, address: str) -> ClusterFit:
-    """Join the scheduler at ``address`` and fit ``model`` there; the client is closed after."""
-    dask_twin(model.steps[-1][1], params.model.get("_target_"))  # refused before connecting
-    client = connect(address, params.train.cluster.connect_timeout_seconds)
-    with client:
+@contextmanager
+def joined(address: str, timeout_seconds: float, stage: str) -> Iterator[Any]:
+    """A client of the scheduler at ``address`` that has workers; closed on leaving.
+
+    ``ClusterError`` when the scheduler does not answer or has no worker to run on.
+    """
+    with connect(address, timeout_seconds) as client:
         workers = len(client.scheduler_info()["workers"])
         if workers == 0:
             raise ClusterError(
                 f"the Dask scheduler at {address} has no workers: start some "
                 f"(`uv run --group cluster dask worker {address}`)"
             )
-        print(f"train: joined the Dask scheduler {address} ({workers} workers)")
+        print(f"{stage}: joined the Dask scheduler {address} ({workers} workers)")
+        yield client
+
+
+def train(model: Pipeline, params: Params, address: str) -> ClusterFit:
+    """Join the scheduler at ``address`` and fit ``model`` there; the client is closed after."""
+    dask_twin(model.steps[-1][1], params.model.get("_target_"))  # refused before connecting
+    with joined(address, params.train.cluster.connect_timeout_seconds, "train") as client:
         return fit_on_cluster(model, params, client)

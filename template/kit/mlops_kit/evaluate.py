@@ -36,7 +36,7 @@ from mlops_kit.core.lineage import (
     plain_labels,
 )
 from mlops_kit.core.params import Params, load_params
-from mlops_kit.core.scoring import MetricError, check_named, score_predictions
+from mlops_kit.core.scoring import MetricError, check_named, label_array, score_predictions
 
 if TYPE_CHECKING:  # MLflow takes seconds to import; the gate and the report need none of it
     from mlflow import MlflowClient
@@ -94,6 +94,8 @@ class Predictions:
         self.model, self.params = model, params
         self.features = table[input_columns_of(model, params)]
         self.target = table[params.data.target]
+        # Converted once, not per slice: the metrics sort these arrays many times.
+        self.truth = label_array(self.target)
         self._predicted: np.ndarray | None = None
         self._probabilities: np.ndarray | None = None
 
@@ -103,9 +105,10 @@ class Predictions:
         if self._predicted is None:
             if self.params.data.is_classification and predicts_argmax(self.model):
                 best = np.argmax(self.probabilities, axis=1)
-                self._predicted = np.asarray(self.model.classes_).take(best)
+                predicted = np.asarray(self.model.classes_).take(best)
             else:
-                self._predicted = np.asarray(self.model.predict(self.features))
+                predicted = self.model.predict(self.features)
+            self._predicted = label_array(predicted)
         return self._predicted
 
     @property
@@ -117,7 +120,7 @@ class Predictions:
 
     def scores(self, rows: np.ndarray | None = None) -> dict:
         """The task's metrics (``metrics.py``) on the rows at positions ``rows`` (None: all)."""
-        target = self.target if rows is None else self.target.iloc[rows]
+        target = self.truth if rows is None else self.truth[rows]
         predicted = self.predicted if rows is None else self.predicted[rows]
         if not self.params.data.is_classification:
             return score_predictions(team.task_metrics(is_classification=False), target, predicted)

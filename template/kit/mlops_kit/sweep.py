@@ -32,13 +32,13 @@ import pandas as pd
 from distributed import Client, LocalCluster, as_completed, get_worker
 from optuna_integration.dask import DaskStorage
 
+from mlops_kit.cluster import SCHEDULER_VARIABLE, ClusterError, joined, scheduler_address
 from mlops_kit.config import compose_params
 from mlops_kit.core.params import Choices, FloatRange, IntRange, Params, SweepConfig, load_params
 from mlops_kit.data import split
 from mlops_kit.evaluate import score
 from mlops_kit.train import fit
 
-SCHEDULER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
 # DaskStorage is marked experimental; the warning would repeat on every worker.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -76,6 +76,9 @@ def run_trial(
     same seed on every worker would draw the same first values everywhere.
     """
     worker = get_worker().address
+    # A model that runs threads gets its worker's (one on a local cluster): the config's
+    # n_jobs (-1: every core) on each of several workers would fight over the cores.
+    threads = {"n_jobs": get_worker().state.nthreads} if "n_jobs" in params.model else {}
     # Optuna's per-trial INFO lines repeat what the sweep prints with the worker added.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
@@ -87,7 +90,7 @@ def run_trial(
 
     def objective(trial: optuna.Trial) -> float:
         started = time.time()
-        trial_params = with_model(params, suggest(trial, params.sweep))
+        trial_params = with_model(params, {**suggest(trial, params.sweep), **threads})
         scores = score(fit(fit_rows, trial_params), validation_rows, trial_params)
         trial.set_user_attr("worker", worker)
         outcome.update(
@@ -107,11 +110,9 @@ def run_trial(
 @contextmanager
 def dask_client(config: SweepConfig) -> Iterator[Client]:
     """A client of the cluster at ``DASK_SCHEDULER_ADDRESS``, else of a local loopback one."""
-    address = os.environ.get(SCHEDULER_VARIABLE)
+    address = scheduler_address()
     if address:
-        with Client(address, timeout=f"{config.connect_timeout_seconds}s") as client:
-            workers = len(client.scheduler_info()["workers"])
-            print(f"sweep: joined the Dask scheduler {address} ({workers} workers)")
+        with joined(address, config.connect_timeout_seconds, "sweep") as client:
             yield client
         return
     # Loopback only, dashboards too (on a free port: None would still bind 8787, and
@@ -315,7 +316,10 @@ def main() -> None:
     trials = args.trials or params.sweep.trials
     if not args.no_experiment:
         require_commit()
-    best = sweep(params, trials)
+    try:
+        best = sweep(params, trials)
+    except ClusterError as error:
+        raise SystemExit(f"sweep: {error}") from None
     print(
         f"sweep: best of {trials} trials: {params.evaluate.primary_metric} "
         f"{best['value']:.4f} with {best['params']} (MLflow run {best['run_id']})"

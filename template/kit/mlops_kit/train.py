@@ -18,7 +18,7 @@ import joblib
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from mlops_kit import team
+from mlops_kit import cluster, team
 from mlops_kit.core import strict_json
 from mlops_kit.core.lineage import lineage_of
 from mlops_kit.core.params import Params, load_params
@@ -64,13 +64,11 @@ def main() -> None:
     from mlops_kit import registry
 
     params = load_params()
-    # The same variable `make sweep` joins a cluster with; cluster.py (and Dask) is
-    # imported only when it is set, so single-machine training never needs Dask.
-    address = os.environ.get("DASK_SCHEDULER_ADDRESS")
+    # The same variable `make sweep` joins a cluster with; Dask is imported only when
+    # it is set, so single-machine training never needs the cluster dependency group.
+    address = cluster.scheduler_address()
     cluster_tags: dict[str, str] = {}
     if address:
-        from mlops_kit import cluster
-
         try:
             trained = cluster.train(build_model(params), params, address)
         except cluster.ClusterError as error:

@@ -1,8 +1,17 @@
 """Named metrics: scored by name, refused by name when conf/ names one that is not there."""
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from mlops_kit.core.scoring import Metric, MetricError, check_named, score_predictions
+from mlops_kit.core import scoring
+from mlops_kit.core.scoring import (
+    Metric,
+    MetricError,
+    check_named,
+    label_array,
+    score_predictions,
+)
 
 TABLE = {
     "hits": Metric(lambda truth, guess: sum(t == g for t, g in zip(truth, guess, strict=True))),
@@ -44,3 +53,29 @@ def test_a_metric_named_in_conf_must_exist_and_point_the_same_way(names: dict, s
     with pytest.raises(MetricError, match=said):
         check_named(names, TABLE, "metrics.py", "conf/evaluate/")
     check_named({"hits": True, "misses": None}, TABLE, "metrics.py", "conf/evaluate/")
+
+
+def test_text_labels_are_scored_fixed_width_and_compare_equal() -> None:
+    labels = np.asarray(["Adelie", "Gentoo", "Chinstrap", "Adelie"], dtype=object)
+    fixed = label_array(labels)
+    assert fixed.dtype.kind == "U"
+    assert fixed.tolist() == labels.tolist()
+    seen = []
+    table = {"seen": Metric(lambda truth, guess: seen.append((truth, guess)) or 1.0)}
+    score_predictions(table, pd.Series(labels), labels[::-1], None, None)
+    assert all(array.dtype.kind == "U" for array in seen[0])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1, 2, 2], [True, False], np.asarray(["a", 1, None], dtype=object), ["a", None, "b"]],
+)
+def test_other_labels_are_left_as_they_are(values: list) -> None:
+    assert label_array(values).tolist() == list(values)
+    assert label_array(values).dtype == np.asarray(values).dtype
+
+
+def test_labels_too_wide_to_store_fixed_width_stay_objects(monkeypatch) -> None:
+    monkeypatch.setattr(scoring, "FIXED_WIDTH_LABEL_BYTES", 100)
+    labels = np.asarray(["x" * 30, "y"] * 2, dtype=object)
+    assert label_array(labels).dtype == object
