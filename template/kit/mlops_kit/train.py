@@ -10,7 +10,6 @@ into the same kind of pipeline; the run is tagged with the cluster's workers.
 """
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
