@@ -175,12 +175,12 @@ def test_a_family_without_dask_estimator_and_an_unreachable_scheduler_end_in_one
 ) -> None:
     project = project_copy
     nobody = f"tcp://127.0.0.1:{free_port()}"
-    command = [uv_executable(), "run", "--frozen", "--group", "cluster", "python", "-m"]
+    command = [uv_executable(), "run", "--frozen", "--group", "sweep", "python", "-m"]
     environment = {**developer_environment(), "DASK_SCHEDULER_ADDRESS": nobody}
 
-    def train() -> subprocess.CompletedProcess:
+    def run(module: str = "mlops_kit.train", *options: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [*command, "mlops_kit.train"],
+            [*command, module, *options],
             cwd=project,
             capture_output=True,
             text=True,
@@ -189,7 +189,7 @@ def test_a_family_without_dask_estimator_and_an_unreachable_scheduler_end_in_one
         )
 
     # The trained project's model is a random forest: refused before any connection.
-    refused = train()
+    refused = run()
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr, refused.stderr
     line = refused.stderr.strip().splitlines()[-1]
@@ -198,9 +198,12 @@ def test_a_family_without_dask_estimator_and_an_unreachable_scheduler_end_in_one
     in_project(
         project, "python", "-m", "mlops_kit.config",
         "model=lightgbm", "train.cluster.connect_timeout_seconds=2",
+        "sweep.connect_timeout_seconds=2",
     )  # fmt: skip
-    unreachable = train()
-    assert unreachable.returncode == 1
-    assert "Traceback" not in unreachable.stderr, unreachable.stderr
-    line = unreachable.stderr.strip().splitlines()[-1]
-    assert f"no Dask scheduler answers at {nobody}" in line, line
+    # The train stage and the sweep join a cluster the same way, and refuse alike.
+    for options in [("mlops_kit.train",), ("mlops_kit.sweep", "--trials", "1", "--no-experiment")]:
+        unreachable = run(*options)
+        assert unreachable.returncode == 1
+        assert "Traceback" not in unreachable.stderr, unreachable.stderr
+        line = unreachable.stderr.strip().splitlines()[-1]
+        assert f"no Dask scheduler answers at {nobody}" in line, line
