@@ -100,7 +100,7 @@ bench-template: dev ## Time the template's own suite once on a fresh clone, as C
 	$(BENCH) benchmarks/report.py
 
 .PHONY: bench-scale
-bench-scale: dev ## The pipeline per stage: default model at 100k/1M rows (3 runs), LightGBM at 1M/10M (1 run)
+bench-scale: dev ## The pipeline per stage: default model at 100k/1M rows (3 runs), LightGBM at 1M/10M (3 runs, ~45 min in all)
 	$(BENCH) benchmarks/scale.py
 
 .PHONY: bench-dask

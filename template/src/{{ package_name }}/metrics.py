@@ -4,7 +4,8 @@
 promotion, and the thresholds every champion must meet. The evaluation, the
 slices, the model card and the online monitoring score every metric listed here.
 Add a metric by adding an entry: a function ``(truth, predicted) -> float``, or
-``(truth, probabilities, classes) -> float`` with ``needs_probabilities=True``.
+``(truth, probabilities, classes) -> float`` with ``needs_probabilities=True``;
+``truth``, ``predicted`` and ``probabilities`` arrive as numpy arrays.
 
 ``copier update`` never rewrites this file.
 """
