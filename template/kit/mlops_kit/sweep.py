@@ -76,9 +76,10 @@ def run_trial(
     same seed on every worker would draw the same first values everywhere.
     """
     worker = get_worker().address
-    # A model that runs threads gets its worker's (one on a local cluster): the config's
-    # n_jobs (-1: every core) on each of several workers would fight over the cores.
-    threads = {"n_jobs": get_worker().state.nthreads} if "n_jobs" in params.model else {}
+    # Every thread of every worker runs a trial at once (all are submitted together), so
+    # a model that runs threads fits with one: the config's n_jobs (-1: every core) in
+    # each of them would put several threads on each core.
+    threads = {"n_jobs": 1} if "n_jobs" in params.model else {}
     # Optuna's per-trial INFO lines repeat what the sweep prints with the worker added.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
